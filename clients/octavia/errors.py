@@ -1,0 +1,180 @@
+"""The one error family shared by the server and its clients.
+
+A failure travels as a gRPC status whose details hold a `google.rpc.ErrorInfo`
+(domain `octavia.v1`): a machine-readable `reason` and whether a retry can help.
+The server raises these; clients get them back, typed, from `from_rpc_error`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+DOMAIN = "octavia.v1"
+
+
+class Reason:
+    """Machine-readable reasons, stable across releases."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    UNSUPPORTED_LANGUAGE = "UNSUPPORTED_LANGUAGE"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    URI_NOT_ALLOWED = "URI_NOT_ALLOWED"
+    MEDIA_UNREADABLE = "MEDIA_UNREADABLE"
+    MEDIA_TOO_LONG = "MEDIA_TOO_LONG"
+    MEDIA_SILENT = "MEDIA_SILENT"
+    JOB_NOT_FOUND = "JOB_NOT_FOUND"
+    ARTIFACT_NOT_FOUND = "ARTIFACT_NOT_FOUND"
+    JOB_NOT_FINISHED = "JOB_NOT_FINISHED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    QUEUE_FULL = "QUEUE_FULL"
+    TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+    MODEL_MISSING = "MODEL_MISSING"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    STAGE_FAILED = "STAGE_FAILED"
+    INTERRUPTED = "INTERRUPTED"
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    INTERNAL = "INTERNAL"
+
+
+class OctaviaError(Exception):
+    """An error with a gRPC status code, a reason for programs and a message for people."""
+
+    code: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNKNOWN
+    default_reason: ClassVar[str] = Reason.INTERNAL
+    default_retryable: ClassVar[bool] = False
+
+    def __init__(
+        self, message: str, *, reason: str | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or self.default_reason
+        self.retryable = self.default_retryable if retryable is None else retryable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, reason={self.reason!r})"
+
+    def to_status(self) -> grpc.Status:
+        """The rich gRPC status that carries this error over the wire."""
+        info = error_details_pb2.ErrorInfo(
+            reason=self.reason,
+            domain=DOMAIN,
+            metadata={"retryable": "true" if self.retryable else "false"},
+        )
+        detail = any_pb2.Any()
+        detail.Pack(info)
+        status = status_pb2.Status(
+            code=self.code.value[0], message=self.message, details=[detail]
+        )
+        return rpc_status.to_status(status)
+
+
+class InvalidArgument(OctaviaError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    default_reason = Reason.INVALID_ARGUMENT
+
+
+class NotFound(OctaviaError):
+    code = grpc.StatusCode.NOT_FOUND
+    default_reason = Reason.JOB_NOT_FOUND
+
+
+class FailedPrecondition(OctaviaError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    default_reason = Reason.JOB_NOT_FINISHED
+
+
+class Unauthenticated(OctaviaError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    default_reason = Reason.UNAUTHENTICATED
+
+
+class ResourceExhausted(OctaviaError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = Reason.QUEUE_FULL
+    default_retryable = True
+
+
+class Unavailable(OctaviaError):
+    code = grpc.StatusCode.UNAVAILABLE
+    default_reason = Reason.STORE_UNAVAILABLE
+    default_retryable = True
+
+
+class DeadlineExceeded(OctaviaError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+    default_retryable = True
+
+
+class Cancelled(OctaviaError):
+    code = grpc.StatusCode.CANCELLED
+
+
+class Internal(OctaviaError):
+    code = grpc.StatusCode.INTERNAL
+
+
+_BY_CODE: dict[grpc.StatusCode, type[OctaviaError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        FailedPrecondition,
+        Unauthenticated,
+        ResourceExhausted,
+        Unavailable,
+        DeadlineExceeded,
+        Cancelled,
+        Internal,
+    )
+}
+
+
+def from_rpc_error(error: grpc.RpcError) -> OctaviaError:
+    """Turn a failed call into the typed error, reading the ErrorInfo when present."""
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    message: str = error.details() or code.name  # type: ignore[attr-defined]
+    cls = _BY_CODE.get(code, OctaviaError)
+    reason: str | None = None
+    retryable: bool | None = None
+    status = _rich_status(error)
+    if status is not None:
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                reason = info.reason
+                retryable = info.metadata.get("retryable") == "true"
+                break
+    typed = cls(message, reason=reason or code.name, retryable=retryable)
+    if cls is OctaviaError:
+        typed.code = code  # type: ignore[misc]
+    return typed
+
+
+def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
+    try:
+        return rpc_status.from_call(error)  # type: ignore[arg-type]
+    except (AttributeError, ValueError):
+        return None
+
+
+__all__ = [
+    "DOMAIN",
+    "Cancelled",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "OctaviaError",
+    "Reason",
+    "ResourceExhausted",
+    "Unauthenticated",
+    "Unavailable",
+    "from_rpc_error",
+]

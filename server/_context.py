@@ -1,0 +1,124 @@
+"""The JobContext an engine reports through, bridging its worker thread to the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from .engine import ArtifactWriter, JobCancelled
+from .jobs import EventType, Phase, Status, overall_percentage
+from .store import JobEvent, JobRecord
+from .store.models import utcnow
+
+if TYPE_CHECKING:
+    from .store.store import Mutation
+
+Apply = Callable[["Mutation"], Awaitable[JobEvent | None]]
+
+
+class RunnerContext:
+    """Turns an engine's reports into stored, published events.
+
+    Each report blocks the worker thread until its event is stored, so events keep the
+    order the engine reported them in. Progress reports closer together than
+    `min_interval` are skipped (the next one carries the news); phase changes never are.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        apply: Apply,
+        loop: asyncio.AbstractEventLoop,
+        writer: ArtifactWriter,
+        min_interval: float,
+    ) -> None:
+        self.job_id = job_id
+        self.cancelled = threading.Event()
+        self.phase = Phase.PENDING
+        self._apply = apply
+        self._loop = loop
+        self._writer = writer
+        self._min_interval = min_interval
+        self._last_progress = 0.0
+
+    def enter(self, phase: Phase, step: str) -> None:
+        self.check_cancelled()
+        self.phase = phase
+
+        def mutate(job: JobRecord) -> EventType:
+            if job.status == Status.PENDING:
+                job.status = Status.PROCESSING
+                job.started_at = job.started_at or utcnow()
+            job.phase = phase
+            job.progress = max(job.progress, overall_percentage(phase, 0.0))
+            job.current_step = step
+            return EventType.PHASE_CHANGED
+
+        self._submit(mutate)
+        self._last_progress = time.monotonic()
+
+    def progress(self, fraction: float, step: str) -> None:
+        self.check_cancelled()
+        now = time.monotonic()
+        if now - self._last_progress < self._min_interval and fraction < 1.0:
+            return
+        self._last_progress = now
+        phase = self.phase
+        if phase not in (Phase.TRANSCRIBING, Phase.TRANSLATING, Phase.SYNTHESIZING,
+                         Phase.UPLOADING):
+            return
+        percentage = overall_percentage(phase, fraction)
+
+        def mutate(job: JobRecord) -> EventType | None:
+            new = max(job.progress, percentage)
+            if new == job.progress and step == job.current_step:
+                return None
+            job.progress = new
+            job.current_step = step
+            return EventType.PROGRESS
+
+        self._submit(mutate)
+
+    def update(
+        self,
+        *,
+        source_language: str | None = None,
+        media_duration_seconds: float | None = None,
+        eta_seconds: float | None = None,
+    ) -> None:
+        self.check_cancelled()
+
+        def mutate(job: JobRecord) -> EventType | None:
+            changed = False
+            if source_language and job.source_language != source_language:
+                job.source_language, changed = source_language, True
+            if media_duration_seconds is not None and job.media_duration != media_duration_seconds:
+                job.media_duration, changed = media_duration_seconds, True
+            if eta_seconds is not None:
+                eta = round(max(eta_seconds, 0.0), 1)
+                if job.eta_seconds != eta:
+                    job.eta_seconds, changed = eta, True
+            return EventType.UPDATED if changed else None
+
+        self._submit(mutate)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise JobCancelled(self.job_id)
+
+    def artifact_writer(self) -> ArtifactWriter:
+        return self._writer
+
+    def _submit(self, mutation: Mutation) -> None:
+        future = asyncio.run_coroutine_threadsafe(self._apply(mutation), self._loop)
+        while True:
+            try:
+                future.result(timeout=0.5)
+                break
+            except TimeoutError:
+                if self._loop.is_closed():  # the service is gone; stop the engine
+                    raise JobCancelled(self.job_id) from None
+        self.check_cancelled()

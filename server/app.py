@@ -1,0 +1,142 @@
+"""Assembling and running the service: store → runner → gRPC server (+ the bridge)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from grpc import aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from octavia.v1 import jobs_pb2, jobs_pb2_grpc
+
+from .artifacts import ArtifactStore
+from .auth import TokenAuthority
+from .engine import Engine
+from .events import EventBus
+from .health import HealthMonitor
+from .interceptors import AuthInterceptor
+from .runner import JobRunner
+from .service import JobService
+from .settings import Settings
+from .store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+def load_engine(settings: Settings) -> Engine:
+    """Build the engine named by `settings.engine` (`module:factory`)."""
+    module_name, _, attribute = settings.engine.partition(":")
+    factory: Callable[[Settings], Engine] = getattr(
+        importlib.import_module(module_name), attribute
+    )
+    return factory(settings)
+
+
+class OctaviaServer:
+    """The running service. `start()` migrates, recovers and listens; `stop()` undoes it."""
+
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.tokens = TokenAuthority(settings)
+        self.store = JobStore(settings.database_url_resolved)
+        self.bus = EventBus()
+        self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
+        self.engine = engine if engine is not None else load_engine(settings)
+        self.runner = JobRunner(settings, self.store, self.bus, self.engine, self.artifacts)
+        self.health = HealthMonitor(self.store)
+        self.grpc = aio.server(
+            interceptors=[AuthInterceptor(self.tokens)],
+            options=[
+                ("grpc.max_receive_message_length", settings.grpc_message_limit),
+                ("grpc.max_send_message_length", settings.grpc_message_limit),
+            ],
+        )
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(settings, self.store, self.bus, self.runner, self.artifacts), self.grpc
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
+        reflection.enable_server_reflection(
+            (
+                jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.grpc,
+        )
+        self.port = self.grpc.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind gRPC to {settings.grpc_host}:{settings.grpc_port}")
+
+    @property
+    def address(self) -> str:
+        host = self.settings.grpc_host
+        host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        await self.store.migrate()
+        await self.runner.start()
+        await self.health.start()
+        await self.grpc.start()
+        log.info("gRPC listening on %s", self.address)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await self.health.stop()
+        await self.grpc.stop(grace)
+        await self.runner.stop()
+        self.engine.close()
+        self.store.close()
+
+    async def __aenter__(self) -> OctaviaServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+
+async def create_server(
+    settings: Settings, engine: Engine | None = None
+) -> tuple[OctaviaServer, int]:
+    """Build the service bound to the configured address (port 0 picks one); not started."""
+    server = OctaviaServer(settings, engine)
+    return server, server.port
+
+
+async def serve(settings: Settings, *, with_bridge: bool = True) -> None:
+    """Run until SIGTERM or Ctrl-C, then shut down cleanly."""
+    server, _ = await create_server(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bridge_task: asyncio.Task[None] | None = None
+    try:
+        await server.start()
+        if with_bridge:
+            bridge_task = await _start_bridge(settings, server, stop)
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        if bridge_task is not None:
+            await asyncio.gather(bridge_task, return_exceptions=True)
+        await server.stop(grace=5.0)
+
+
+async def _start_bridge(
+    settings: Settings, server: OctaviaServer, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    try:
+        from bridge.run import run_bridge
+    except ImportError:  # the bridge is optional until it exists
+        return None
+    return asyncio.create_task(run_bridge(settings, server.address, stop), name="bridge")
+
+
+__all__ = ["OctaviaServer", "create_server", "load_engine", "serve"]

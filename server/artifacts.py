@@ -1,0 +1,103 @@
+"""The artifact store: result files of each job, on any fsspec filesystem.
+
+Layout: `<root>/<job_id>/<name>`. Clients learn artifact names only from a completed
+job's snapshot, so files written by a job that later fails are never visible; they are
+removed with `discard`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import fsspec
+from fsspec.core import url_to_fs
+from octavia.errors import InvalidArgument, NotFound, Reason
+
+from .engine import ArtifactInfo
+
+ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+CHUNK = 1024 * 1024
+
+
+def check_artifact_name(name: str) -> str:
+    """Reject anything that is not a plain file name (no separators, no `..`)."""
+    if not ARTIFACT_NAME.fullmatch(name) or ".." in name:
+        raise InvalidArgument(
+            f"invalid artifact name {name[:80]!r}: use letters, digits, '.', '_' or '-'",
+            reason=Reason.INVALID_ARGUMENT,
+        )
+    return name
+
+
+class ArtifactStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs: fsspec.AbstractFileSystem
+        self.fs, self.root = url_to_fs(url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _path(self, job_id: str, name: str) -> str:
+        return f"{self.root.rstrip('/')}/{job_id}/{check_artifact_name(name)}"
+
+    def writer(self, job_id: str) -> JobArtifactWriter:
+        return JobArtifactWriter(self, job_id)
+
+    def size(self, job_id: str, name: str) -> int:
+        try:
+            return int(self.fs.size(self._path(job_id, name)))
+        except FileNotFoundError:
+            raise NotFound(f"artifact {name} not found", reason=Reason.ARTIFACT_NOT_FOUND) from None
+
+    def open(self, job_id: str, name: str) -> IO[bytes]:
+        try:
+            return self.fs.open(self._path(job_id, name), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise NotFound(f"artifact {name} not found", reason=Reason.ARTIFACT_NOT_FOUND) from None
+
+    def iter_range(self, job_id: str, name: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of an artifact, in chunks."""
+        with self.open(job_id, name) as handle:
+            handle.seek(start)
+            remaining = end - start + 1
+            while remaining > 0:
+                chunk = handle.read(min(CHUNK, remaining))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+                yield chunk
+
+    def discard(self, job_id: str) -> None:
+        path = f"{self.root.rstrip('/')}/{job_id}"
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+
+class JobArtifactWriter:
+    """Writes one job's artifacts, hashing them on the way in."""
+
+    def __init__(self, store: ArtifactStore, job_id: str) -> None:
+        self._store = store
+        self._job_id = job_id
+
+    def put_file(self, name: str, path: Path, media_type: str) -> ArtifactInfo:
+        digest = hashlib.sha256()
+        size = 0
+        target = self._store._path(self._job_id, name)
+        self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        with open(path, "rb") as source, self._store.fs.open(target, "wb") as sink:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                sink.write(chunk)
+        return ArtifactInfo(name, media_type, size, digest.hexdigest())
+
+    def put_bytes(self, name: str, data: bytes, media_type: str) -> ArtifactInfo:
+        target = self._store._path(self._job_id, name)
+        self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        with self._store.fs.open(target, "wb") as sink:
+            sink.write(data)
+        return ArtifactInfo(name, media_type, len(data), hashlib.sha256(data).hexdigest())

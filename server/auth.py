@@ -1,0 +1,132 @@
+"""Tokens: the one place that mints and checks them, so the two can never disagree.
+
+Everything that needs a key builds a `TokenAuthority` from the same `Settings`. When no
+secret is configured, a random one is generated once and kept (mode 0600) in the data
+directory, so `octavia token` and `octavia serve` on one machine agree with no set-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from octavia.errors import Unauthenticated
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = "jwt-secret"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's `sub`, which owns the jobs it submits."""
+
+    subject: str
+
+
+class TokenAuthority:
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self.ttl_seconds = settings.token_ttl_seconds
+        self._verify_key, self._sign_key = _load_keys(settings)
+
+    def mint(self, subject: str, ttl_seconds: int | None = None, **claims: Any) -> str:
+        if self._sign_key is None:
+            raise RuntimeError(
+                f"{self.algorithm} tokens are signed with a private key: "
+                "set OCTAVIA_JWT_PRIVATE_KEY_FILE"
+            )
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "sub": subject,
+            "iat": now,
+            "exp": now + (ttl_seconds or self.ttl_seconds),
+            **claims,
+        }
+        if self.issuer:
+            payload.setdefault("iss", self.issuer)
+        if self.audience:
+            payload.setdefault("aud", self.audience)
+        return jwt.encode(payload, self._sign_key, algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Principal:
+        """The caller named by a valid token; Unauthenticated for anything else."""
+        try:
+            claims = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],
+                issuer=self.issuer,
+                audience=self.audience,
+                options={"require": ["exp", "sub"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise Unauthenticated("token not yet valid") from None
+        except jwt.MissingRequiredClaimError as error:
+            raise Unauthenticated(f"token is missing the {error.claim!r} claim") from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated("token has the wrong issuer") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated("token has the wrong audience") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("invalid token") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated("token has an empty 'sub' claim")
+        return Principal(subject=subject)
+
+    def verify_header(self, value: str | None) -> Principal:
+        """Check an `Authorization: Bearer <token>` value."""
+        if not value:
+            raise Unauthenticated("missing credentials: send 'authorization: Bearer <token>'")
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("malformed authorization: expected 'Bearer <token>'")
+        return self.verify(token.strip())
+
+
+def _load_keys(settings: Settings) -> tuple[Any, Any]:
+    if settings.jwt_algorithm.startswith("HS"):
+        secret = _hmac_secret(settings)
+        return secret, secret
+    if settings.jwt_public_key_file is None:
+        raise ValueError(f"{settings.jwt_algorithm} needs OCTAVIA_JWT_PUBLIC_KEY_FILE")
+    public = settings.jwt_public_key_file.read_bytes()
+    private = (
+        settings.jwt_private_key_file.read_bytes() if settings.jwt_private_key_file else None
+    )
+    return public, private
+
+
+def _hmac_secret(settings: Settings) -> str:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = settings.data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    return _generate_secret(path)
+
+
+def _generate_secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its secret
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+    log.warning("No JWT secret configured: generated one and stored it in %s", path)
+    return secret

@@ -1,0 +1,80 @@
+"""In-process fan-out of job events to live watchers.
+
+One subscription list per job: publishing costs one loop over that job's watchers, no
+database poll per watcher. Each watcher has a small buffer; when it falls behind, a new
+progress event replaces the progress event still waiting in its buffer (each event carries
+a full snapshot, so nothing is lost but intermediate ticks). Phase changes and terminal
+events are never merged or dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from .jobs import EventType
+from .store import JobEvent
+
+
+class Subscription:
+    """A watcher's buffer of one job's events, in publish order."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self._buffer: deque[JobEvent] = deque()
+        self._ready = asyncio.Event()
+        self.coalesced = 0
+
+    def push(self, event: JobEvent) -> None:
+        if (
+            self._buffer
+            and EventType(event.type).is_coalescible
+            and EventType(self._buffer[-1].type).is_coalescible
+        ):
+            self._buffer[-1] = event
+            self.coalesced += 1
+        else:
+            self._buffer.append(event)
+        self._ready.set()
+
+    async def get(self) -> JobEvent:
+        while not self._buffer:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._buffer.popleft()
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._watchers: dict[str, set[Subscription]] = defaultdict(set)
+
+    @contextmanager
+    def subscribe(self, job_id: str) -> Iterator[Subscription]:
+        subscription = Subscription(job_id)
+        self._watchers[job_id].add(subscription)
+        try:
+            yield subscription
+        finally:
+            watchers = self._watchers.get(job_id)
+            if watchers is not None:
+                watchers.discard(subscription)
+                if not watchers:
+                    del self._watchers[job_id]
+
+    def publish(self, event: JobEvent) -> None:
+        for subscription in self._watchers.get(event.job_id, ()):
+            subscription.push(event)
+
+    def publish_all(self, events: list[JobEvent]) -> None:
+        for event in events:
+            self.publish(event)
+
+    def watcher_count(self, job_id: str | None = None) -> int:
+        if job_id is not None:
+            return len(self._watchers.get(job_id, ()))
+        return sum(len(w) for w in self._watchers.values())

@@ -1,0 +1,197 @@
+"""The JobService handlers: protobuf in, domain calls, protobuf out. Errors are raised as
+`OctaviaError` and turned into statuses by the interceptor."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from grpc import aio
+from octavia.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
+from octavia.v1 import jobs_pb2 as pb
+from octavia.v1 import jobs_pb2_grpc
+
+from . import submission
+from .artifacts import CHUNK, ArtifactStore, check_artifact_name
+from .convert import event_to_proto, job_to_proto, snapshot_to_watch
+from .events import EventBus
+from .jobs import EventType
+from .principal import current_principal
+from .runner import JobRunner, new_job_id
+from .settings import Settings
+from .store import JobStore
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+Context = aio.ServicerContext[Any, Any]
+
+
+class JobService(jobs_pb2_grpc.JobServiceServicer):
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        bus: EventBus,
+        runner: JobRunner,
+        artifacts: ArtifactStore,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.runner = runner
+        self.artifacts = artifacts
+
+    async def SubmitJob(
+        self, request: pb.SubmitJobRequest, context: Context
+    ) -> pb.SubmitJobResponse:
+        owner = current_principal().subject
+        submission.check_request(request, self.settings)
+        target = submission.check_language(
+            request.target_language, "target_language", required=True
+        )
+        source_language = submission.check_language(
+            request.source_language, "source_language", required=False
+        )
+        if request.request_id:
+            existing = await self.store.find_request(owner, request.request_id)
+            if existing is not None:
+                return pb.SubmitJobResponse(job=job_to_proto(existing.snapshot))
+        job_id = new_job_id()
+        source = await asyncio.to_thread(submission.store_source, request, job_id, self.settings)
+        try:
+            duration = await asyncio.to_thread(submission.probe_source, source, self.settings)
+            record = submission.new_record(
+                request,
+                job_id=job_id,
+                owner=owner,
+                source=source,
+                duration=duration,
+                target_language=target or "",
+                source_language=source_language,
+            )
+            event, created = await self.runner.submit(record)
+        except BaseException:
+            await asyncio.to_thread(submission.discard_source, source)
+            raise
+        if not created:
+            await asyncio.to_thread(submission.discard_source, source)
+        return pb.SubmitJobResponse(job=job_to_proto(event.snapshot))
+
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: Context
+    ) -> pb.GetStatusResponse:
+        job_id = submission.check_job_id(request.job_id)
+        snapshot = await self.store.snapshot(job_id, current_principal().subject)
+        return pb.GetStatusResponse(job=job_to_proto(snapshot))
+
+    async def WatchJob(
+        self, request: pb.WatchJobRequest, context: Context
+    ) -> AsyncIterator[pb.WatchJobResponse]:
+        job_id = submission.check_job_id(request.job_id)
+        if request.after_sequence < 0:
+            raise InvalidArgument("after_sequence must be 0 or a sequence the stream sent")
+        owner = current_principal().subject
+        # Subscribe before reading the store, so nothing published in between is missed;
+        # anything read twice is dropped by its sequence.
+        with self.bus.subscribe(job_id) as live:
+            record = await self.store.get(job_id, owner)
+            last = request.after_sequence
+            if last == 0:
+                snapshot = await self.store.snapshot(job_id, owner)
+                yield snapshot_to_watch(snapshot)
+                last = snapshot["sequence"]
+                if snapshot["status"] in ("completed", "failed", "cancelled"):
+                    return
+            else:
+                for event in await self.store.events_after(job_id, last):
+                    yield event_to_proto(event)
+                    last = event.sequence
+                    if EventType(event.type).is_terminal:
+                        return
+                if record.is_terminal and last >= record.sequence:
+                    return
+            while True:
+                event = await live.get()
+                if event.sequence <= last:
+                    continue
+                yield event_to_proto(event)
+                last = event.sequence
+                if EventType(event.type).is_terminal:
+                    return
+
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: Context
+    ) -> pb.CancelJobResponse:
+        job_id = submission.check_job_id(request.job_id)
+        snapshot = await self.runner.cancel(job_id, current_principal().subject)
+        return pb.CancelJobResponse(job=job_to_proto(snapshot))
+
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: Context
+    ) -> pb.ListJobsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        before = _decode_page_token(request.page_token) if request.page_token else None
+        snapshots = await self.store.list_jobs(current_principal().subject, size + 1, before)
+        page, more = snapshots[:size], len(snapshots) > size
+        token = _encode_page_token(page[-1]) if more else ""
+        return pb.ListJobsResponse(jobs=[job_to_proto(s) for s in page], next_page_token=token)
+
+    async def ReadArtifact(
+        self, request: pb.ReadArtifactRequest, context: Context
+    ) -> AsyncIterator[pb.ReadArtifactResponse]:
+        job_id = submission.check_job_id(request.job_id)
+        name = check_artifact_name(request.name)
+        if request.offset < 0 or request.length < 0:
+            raise InvalidArgument("offset and length must not be negative")
+        record = await self.store.get(job_id, current_principal().subject)
+        if record.status != "completed":
+            raise FailedPrecondition(
+                f"job {job_id} is {record.status}; artifacts exist once it has completed",
+                reason=Reason.JOB_NOT_FINISHED,
+                retryable=record.status in ("pending", "processing"),
+            )
+        listed = next((a for a in record.artifacts or [] if a["name"] == name), None)
+        if listed is None:
+            raise NotFound(f"job {job_id} has no artifact {name!r}",
+                           reason=Reason.ARTIFACT_NOT_FOUND)
+        size = int(listed["size_bytes"])
+        if request.offset > size or (request.offset == size and size > 0):
+            raise InvalidArgument(f"offset {request.offset} is past the end ({size} bytes)")
+        end = size if request.length == 0 else min(size, request.offset + request.length)
+        handle = await asyncio.to_thread(self.artifacts.open, job_id, name)
+        try:
+            await asyncio.to_thread(handle.seek, request.offset)
+            position = request.offset
+            first = True
+            while position < end or first:
+                data = await asyncio.to_thread(handle.read, min(CHUNK, end - position))
+                message = pb.ReadArtifactResponse(offset=position, data=data)
+                if first:
+                    message.artifact.CopyFrom(pb.Artifact(**listed))
+                    first = False
+                yield message
+                if not data:
+                    break
+                position += len(data)
+        finally:
+            await asyncio.to_thread(handle.close)
+
+
+def _encode_page_token(snapshot: dict[str, Any]) -> str:
+    raw = f"{snapshot['created_at']}|{snapshot['job_id']}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_page_token(token: str) -> tuple[datetime, str]:
+    try:
+        created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), submission.check_job_id(job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError, InvalidArgument):
+        raise InvalidArgument("malformed page_token: pass the next_page_token you got") from None

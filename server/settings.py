@@ -1,0 +1,125 @@
+"""One settings object for the server, the bridge and every command that mints tokens.
+
+Read once at the entry point (`Settings()` picks up `OCTAVIA_*` variables and a `.env`
+file), then passed down. Frozen: nothing changes configuration while the service runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+DEFAULT_TTS_VOICES: dict[str, str] = {
+    "en": "tts_models/en/ljspeech/vits",
+    "es": "tts_models/es/css10/vits",
+    "de": "tts_models/de/thorsten/vits",
+    "fr": "tts_models/fr/css10/vits",
+    "nl": "tts_models/nl/css10/vits",
+    "it": "tts_models/it/mai_female/vits",
+    "pt": "tts_models/pt/cv/vits",
+    "pl": "tts_models/pl/mai_female/vits",
+    "uk": "tts_models/uk/mai/vits",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OCTAVIA_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- Where things live -------------------------------------------------------------
+    data_dir: Path = Field(default_factory=lambda: platformdirs.user_data_path("octavia"))
+    """Home of the embedded database, uploaded media, artifacts and the generated JWT secret."""
+    database_url: str | None = None
+    """Any SQLAlchemy URL; empty means an SQLite file (WAL mode) in `data_dir`."""
+    artifacts_url: str | None = None
+    """Where artifacts are stored: a path or any fsspec URL; empty means `data_dir/artifacts`."""
+
+    # --- Network -----------------------------------------------------------------------
+    grpc_host: str = "127.0.0.1"
+    """Address the gRPC server binds; `0.0.0.0` or `[::]` to accept other machines."""
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    """gRPC port; 0 picks a free one (tests)."""
+    http_host: str = "127.0.0.1"
+    """Address the browser bridge binds."""
+    http_port: int = Field(default=8001, ge=0, le=65535)
+    """Bridge port; 0 picks a free one."""
+    grpc_target: str | None = None
+    """gRPC address the bridge talks to; empty means this process's own server."""
+
+    # --- Limits ------------------------------------------------------------------------
+    max_upload_bytes: int = Field(default=256 * MiB, gt=0)
+    """Largest inline media a SubmitJob may carry; gRPC message limits are raised to match."""
+    media_root: Path | None = None
+    """Submit-by-URI reads only files under this directory; unset rejects every URI."""
+    max_media_seconds: float = Field(default=4 * 3600, gt=0)
+    """Longest source media accepted, in seconds."""
+    queue_size: int = Field(default=100, ge=1)
+    """Most jobs waiting at once; one more answers RESOURCE_EXHAUSTED."""
+    concurrency: int = Field(default=1, ge=1)
+    """Jobs run at the same time by the in-process engine."""
+    progress_interval_seconds: float = Field(default=0.05, ge=0)
+    """Least time between two stored progress events of one job (phase changes always go)."""
+    watch_buffer: int = Field(default=64, ge=4)
+    """Events buffered per watcher before its progress events are coalesced."""
+
+    # --- Auth --------------------------------------------------------------------------
+    jwt_secret: SecretStr | None = None
+    """HMAC secret; unset means a random one generated once and kept in `data_dir`."""
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"
+    """The only algorithm tokens may use."""
+    jwt_public_key_file: Path | None = None
+    """PEM public key that verifies RS256/ES256 tokens."""
+    jwt_private_key_file: Path | None = None
+    """PEM private key `octavia token` signs RS256/ES256 tokens with."""
+    jwt_issuer: str | None = None
+    """Required `iss` when set."""
+    jwt_audience: str | None = None
+    """Required `aud` when set."""
+    token_ttl_seconds: int = Field(default=3600, gt=0)
+    """Lifetime of tokens minted by `octavia token`."""
+
+    # --- Engine and models -------------------------------------------------------------
+    engine: str = "server.pipeline:DubbingEngine"
+    """`module:attribute` of the engine factory; the default is the real ML pipeline."""
+    offline: bool = False
+    """Never reach a model hub: only local paths and the Hugging Face cache are read."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where models run; auto picks CUDA when present."""
+    asr_model: str = "small"
+    """faster-whisper model: a size name, a hub id or a local CTranslate2 folder."""
+    translation_model: str = "Helsinki-NLP/opus-mt-{src}-{tgt}"
+    """MarianMT hub id template (or a local folder) tried first for a language pair."""
+    translation_fallback_model: str = "facebook/nllb-200-distilled-600M"
+    """Many-to-many model used when no pair model exists."""
+    tts_voices: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TTS_VOICES))
+    """Coqui TTS model per target language: a model name or a local folder."""
+    tts_fallback_voice: str = "tts_models/multilingual/multi-dataset/xtts_v2"
+    """Coqui TTS model for languages without their own voice."""
+    separation_model: str | None = None
+    """Source-separation model for the `separated` mix mode (e.g. a Demucs name)."""
+    max_resident_models: int = Field(default=4, ge=1)
+    """Models kept loaded per process; the least recently used goes first."""
+
+    @property
+    def database_url_resolved(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'octavia.db'}"
+
+    @property
+    def artifacts_url_resolved(self) -> str:
+        return self.artifacts_url or str(self.data_dir / "artifacts")
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def grpc_message_limit(self) -> int:
+        """Room for the largest upload plus the rest of the request."""
+        return self.max_upload_bytes + MiB

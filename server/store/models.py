@@ -1,0 +1,69 @@
+"""The tables: one row per job, and the append-only event log that WatchJob replays."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _timestamp(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+class JobRecord(SQLModel, table=True):
+    """A job's current state. Every change to it also appends a JobEvent."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("owner", "request_id", name="uq_jobs_owner_request_id"),)
+
+    id: str = Field(primary_key=True, max_length=36)
+    owner: str = Field(index=True, max_length=255)
+    request_id: str | None = Field(default=None, max_length=255)
+    status: str = Field(index=True, max_length=16)
+    phase: str = Field(max_length=16)
+    progress: float = 0.0
+    current_step: str = ""
+    created_at: datetime = _timestamp(nullable=False, index=True)
+    started_at: datetime | None = _timestamp(nullable=True)
+    completed_at: datetime | None = _timestamp(nullable=True)
+    error_message: str | None = None
+    error_reason: str | None = Field(default=None, max_length=64)
+    error_retryable: bool = False
+    error_phase: str | None = Field(default=None, max_length=16)
+    output_file: str | None = None
+    source_language: str | None = Field(default=None, max_length=16)
+    target_language: str = Field(max_length=16)
+    source_filename: str = ""
+    media_path: str = ""
+    """Where the source media sits on the server (an upload copy or an allowed path)."""
+    media_owned: bool = True
+    """Whether media_path is our own upload copy, removed when the job ends."""
+    mix_mode: str = "ducked"
+    media_duration: float | None = None
+    eta_seconds: float | None = None
+    artifacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    sequence: int = 0
+    """Sequence of the latest event; events of a job are numbered 1, 2, 3…"""
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in ("completed", "failed", "cancelled")
+
+
+class JobEvent(SQLModel, table=True):
+    """One change of one job, with the job's snapshot right after it."""
+
+    __tablename__ = "job_events"
+
+    job_id: str = Field(primary_key=True, foreign_key="jobs.id", max_length=36)
+    sequence: int = Field(primary_key=True)
+    type: str = Field(max_length=16)
+    snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _timestamp(nullable=False)

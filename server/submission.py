@@ -1,0 +1,174 @@
+"""Checking a SubmitJob request and turning it into a stored job.
+
+Every rejection is INVALID_ARGUMENT with a message that says what to fix; nothing is
+written until the request has passed every check.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from octavia.errors import InvalidArgument, Reason
+from octavia.v1 import jobs_pb2 as pb
+
+from .engine import EngineError
+from .jobs import MixMode, Phase, Status
+from .languages import is_supported, normalize_language
+from .settings import Settings
+from .store import JobRecord
+from .store.models import utcnow
+
+MAX_TEXT = 255
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a job's media is: our own upload copy, or a file under the media root."""
+
+    path: Path
+    owned: bool
+
+
+def check_job_id(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        raise InvalidArgument(
+            f"malformed job_id {job_id[:64]!r}: expected a UUID such as "
+            "'123e4567-e89b-12d3-a456-426614174000'"
+        ) from None
+
+
+def check_language(value: str, field: str, *, required: bool) -> str | None:
+    if not value.strip():
+        if required:
+            raise InvalidArgument(f"{field} is required (an ISO 639-1 code such as 'es')",
+                                  reason=Reason.UNSUPPORTED_LANGUAGE)
+        return None
+    code = normalize_language(value)
+    if len(value) > 16 or not is_supported(code):
+        raise InvalidArgument(f"unsupported {field} {value[:16]!r}: use an ISO 639-1 code "
+                              "such as 'en', 'es' or 'de'", reason=Reason.UNSUPPORTED_LANGUAGE)
+    return code
+
+
+def safe_filename(name: str) -> str:
+    """A file name we can put on disk: the base name, reduced to safe characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE_FILENAME.sub("_", base).strip("._") or "media"
+    return cleaned[-100:]
+
+
+def check_request(request: pb.SubmitJobRequest, settings: Settings) -> None:
+    """Everything that can be told without touching the disk."""
+    which = request.WhichOneof("source")
+    if which is None:
+        raise InvalidArgument("no source media: set `content` (the file's bytes) or `uri`")
+    if which == "content":
+        if not request.content:
+            raise InvalidArgument("`content` is empty: send the media file's bytes")
+        if len(request.content) > settings.max_upload_bytes:
+            raise InvalidArgument(
+                f"media of {len(request.content)} bytes exceeds the "
+                f"{settings.max_upload_bytes}-byte upload limit",
+                reason=Reason.PAYLOAD_TOO_LARGE,
+            )
+    for field in ("request_id", "filename"):
+        if len(getattr(request, field)) > MAX_TEXT:
+            raise InvalidArgument(f"`{field}` is longer than {MAX_TEXT} characters")
+
+
+def resolve_uri(uri: str, settings: Settings) -> Path:
+    """The local file a `uri` names, only if it lies under the configured media root."""
+    root = settings.media_root
+    if root is None:
+        raise InvalidArgument("this server accepts no `uri` sources (no media root is "
+                              "configured): send the file as `content`",
+                              reason=Reason.URI_NOT_ALLOWED)
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file") or (parsed.scheme == "file" and parsed.netloc):
+        raise InvalidArgument(f"unsupported uri {uri[:100]!r}: give a path or file:// URI "
+                              "under the media root", reason=Reason.URI_NOT_ALLOWED)
+    raw = unquote(parsed.path) if parsed.scheme == "file" else uri
+    candidate = Path(raw)
+    if not candidate.is_absolute():
+        candidate = root / candidate
+    resolved_root = root.resolve()
+    resolved = candidate.resolve()  # follows symlinks, so a link cannot escape the root
+    if not resolved.is_relative_to(resolved_root):
+        raise InvalidArgument(f"uri {uri[:100]!r} is outside the allowed media root",
+                              reason=Reason.URI_NOT_ALLOWED)
+    if not resolved.is_file():
+        raise InvalidArgument(f"uri {uri[:100]!r} is not a readable file under the media root",
+                              reason=Reason.URI_NOT_ALLOWED)
+    return resolved
+
+
+def store_source(request: pb.SubmitJobRequest, job_id: str, settings: Settings) -> Source:
+    """Put inline media in the uploads folder, or resolve a URI. Runs in a thread."""
+    if request.WhichOneof("source") == "uri":
+        return Source(resolve_uri(request.uri, settings), owned=False)
+    folder = settings.uploads_dir / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / safe_filename(request.filename or "media")
+    path.write_bytes(request.content)
+    return Source(path, owned=True)
+
+
+def discard_source(source: Source) -> None:
+    if source.owned:
+        shutil.rmtree(source.path.parent, ignore_errors=True)
+
+
+def probe_source(source: Source, settings: Settings) -> float:
+    """Reject what is cheap to tell is unusable; return the media duration in seconds."""
+    from .pipeline.media import probe  # PyAV only; no ML imports
+
+    try:
+        info = probe(source.path)
+    except EngineError as error:
+        raise InvalidArgument(error.message, reason=error.reason) from None
+    if not info.has_audio:
+        raise InvalidArgument("the media has no audio stream to dub",
+                              reason=Reason.MEDIA_UNREADABLE)
+    if info.duration_seconds > settings.max_media_seconds:
+        raise InvalidArgument(
+            f"the media lasts {info.duration_seconds:.0f} s, longer than the "
+            f"{settings.max_media_seconds:.0f} s limit", reason=Reason.MEDIA_TOO_LONG)
+    return float(info.duration_seconds)
+
+
+def new_record(
+    request: pb.SubmitJobRequest,
+    *,
+    job_id: str,
+    owner: str,
+    source: Source,
+    duration: float,
+    target_language: str,
+    source_language: str | None,
+) -> JobRecord:
+    from .convert import MIX_FROM_PB
+
+    return JobRecord(
+        id=job_id,
+        owner=owner,
+        request_id=request.request_id or None,
+        status=Status.PENDING,
+        phase=Phase.PENDING,
+        current_step="Waiting in the queue",
+        created_at=utcnow(),
+        target_language=target_language,
+        source_language=source_language,
+        source_filename=request.filename or source.path.name,
+        media_path=str(source.path),
+        media_owned=source.owned,
+        mix_mode=MIX_FROM_PB.get(request.options.mix_mode, MixMode.DUCKED),
+        media_duration=duration,
+    )

@@ -1,0 +1,48 @@
+"""A scripted engine for orchestration tests: the real phases, no ML, timing under control."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from server.engine import EngineError, JobContext, JobResult, JobSpec
+from server.jobs import RUNNING_PHASES, Phase
+
+
+@dataclass
+class ScriptedEngine:
+    ticks: int = 3
+    """Progress reports per phase."""
+    delay: float = 0.0
+    """Seconds slept before each progress report."""
+    fail_in: Phase | None = None
+    error: Exception = field(default_factory=lambda: EngineError("scripted failure"))
+    hold: threading.Event | None = None
+    """When set, each job waits (checking for cancel) until the event is set before a phase."""
+    started: list[str] = field(default_factory=list)
+    closed: bool = False
+
+    def run(self, job: JobSpec, context: JobContext) -> JobResult:
+        self.started.append(job.job_id)
+        for phase in RUNNING_PHASES:
+            if self.hold is not None:
+                while not self.hold.wait(0.01):
+                    context.check_cancelled()
+            context.enter(phase, f"{phase.value.capitalize()}")
+            if phase == self.fail_in:
+                raise self.error
+            if phase == Phase.TRANSCRIBING and job.source_language is None:
+                context.update(source_language="en")
+            for tick in range(1, self.ticks + 1):
+                if self.delay:
+                    time.sleep(self.delay)
+                context.progress(tick / self.ticks, f"{phase.value} {tick}/{self.ticks}")
+        writer = context.artifact_writer()
+        audio = writer.put_file("dubbed.wav", job.media_path, "audio/wav")
+        subtitles = writer.put_bytes("target.srt", b"1\n00:00:00,000 --> 00:00:01,000\nhola\n",
+                                     "application/x-subrip")
+        return JobResult(artifacts=[audio, subtitles], output_file=audio.name)
+
+    def close(self) -> None:
+        self.closed = True
