@@ -61,6 +61,32 @@ def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
     return folder
 
 
+def build_tiny_nllb(folder: Path, seed: int = 0) -> Path:
+    """An NLLB-200-shaped (M2M100) checkpoint with random weights and NLLB's language codes."""
+    import sentencepiece as spm
+    import torch
+    from transformers import M2M100Config, M2M100ForConditionalGeneration, NllbTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(CORPUS * 10), model_writer=model, vocab_size=120,
+        model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=3, minloglevel=2)
+    (folder / "sentencepiece.bpe.model").write_bytes(model.getvalue())
+    tokenizer = NllbTokenizer(vocab_file=str(folder / "sentencepiece.bpe.model"))
+    config = M2M100Config(
+        vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+        decoder_ffn_dim=32, max_position_embeddings=256, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    M2M100ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def build_tiny_vits(folder: Path, sample_rate: int = 16_000, seed: int = 0) -> Path:
     """A grapheme VITS voice with random weights (about 1 MB): model.pth + config.json."""
     import torch

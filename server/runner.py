@@ -139,12 +139,14 @@ class JobRunner:
                 continue
             self._pending.discard(job_id)
             try:
-                await self._run(job_id)
+                taken = await self._change(job_id, _taken)
+                await self._announce_queue()
+                if taken is not None:
+                    await self._run(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("job %s: runner error", job_id)
-            await self._announce_queue()
 
     async def _announce_queue(self) -> None:
         """Tell waiting jobs that they moved up."""
@@ -235,6 +237,13 @@ class JobRunner:
 
     async def _discard(self, job_id: str) -> None:
         await asyncio.to_thread(self.artifacts.discard, job_id)
+
+
+def _taken(job: JobRecord) -> EventType:
+    job.status = Status.PROCESSING
+    job.started_at = utcnow()
+    job.current_step = "Starting"
+    return EventType.UPDATED
 
 
 def _interrupted(job: JobRecord) -> EventType:

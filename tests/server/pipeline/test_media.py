@@ -101,8 +101,8 @@ def test_silence_is_refused(tmp_path: Path) -> None:
     assert caught.value.reason == Reason.MEDIA_SILENT
 
 
-def test_probe_does_not_import_the_ml_stack() -> None:
-    code = ("import sys, server.pipeline.media; "
+def test_probe_and_the_engine_module_do_not_import_the_ml_stack() -> None:
+    code = ("import sys, server.pipeline, server.pipeline.media; "
             "print(sorted(m for m in ('torch', 'TTS', 'transformers', 'faster_whisper') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

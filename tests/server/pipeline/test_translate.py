@@ -42,3 +42,28 @@ def test_pair_template_and_nllb_codes() -> None:
     with pytest.raises(EngineError) as caught:
         nllb_code("haw")
     assert caught.value.reason == Reason.UNSUPPORTED_LANGUAGE
+
+
+def test_tiny_nllb_is_driven_with_flores_codes(tmp_path: Path) -> None:
+    from bench import _tiny_models
+
+    folder = _tiny_models.build_tiny_nllb(tmp_path / "nllb")
+    translator = load_translator(str(folder), Device("cpu"), offline=True,
+                                 setting="translation_fallback_model")
+    calls: list[dict[str, object]] = []
+    generate = translator.model.generate
+
+    def spy(**kwargs: object) -> object:
+        calls.append(kwargs)
+        return generate(**kwargs)
+
+    translator.model.generate = spy
+
+    out = translator.translate(["Hello and welcome.", "The quick brown fox."], "en", "es",
+                               beams=1)
+
+    assert translator.kind == "nllb"
+    assert len(out) == 2
+    assert translator.tokenizer.src_lang == "eng_Latn"
+    spanish = translator.tokenizer.convert_tokens_to_ids("spa_Latn")
+    assert calls[0]["forced_bos_token_id"] == spanish != translator.tokenizer.unk_token_id
