@@ -42,6 +42,7 @@ def settings(tmp_path: Path, media_root: Path, settings_overrides: dict[str, obj
         "media_root": media_root,
         "progress_interval_seconds": 0,
         "engine": "tests.support.engine:ScriptedEngine",
+        "_env_file": None,
     }
     values.update(settings_overrides)
     return Settings(**values)  # type: ignore[arg-type]
