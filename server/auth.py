@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 SECRET_FILE = "jwt-secret"
 
+STREAM_TICKET = "stream-ticket"
+"""`typ` of the short-lived, single-job tickets the bridge hands to `EventSource` URLs.
+Never accepted as a bearer token: a ticket leaked from a URL opens one job's stream only."""
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -61,6 +65,25 @@ class TokenAuthority:
 
     def verify(self, token: str) -> Principal:
         """The caller named by a valid token; Unauthenticated for anything else."""
+        claims = self._decode(token)
+        if claims.get("typ") == STREAM_TICKET:
+            raise Unauthenticated("a stream ticket is not a bearer token")
+        return Principal(subject=claims["sub"])
+
+    def mint_stream_ticket(self, subject: str, job_id: str, ttl_seconds: int) -> str:
+        """A ticket that opens the stream of `job_id` for `subject` until it expires."""
+        return self.mint(subject, ttl_seconds, typ=STREAM_TICKET, job_id=job_id)
+
+    def verify_stream_ticket(self, ticket: str, job_id: str) -> Principal:
+        """The caller named by a valid ticket for exactly this job; Unauthenticated otherwise."""
+        claims = self._decode(ticket)
+        if claims.get("typ") != STREAM_TICKET:
+            raise Unauthenticated("not a stream ticket")
+        if claims.get("job_id") != job_id:
+            raise Unauthenticated("the stream ticket is for another job")
+        return Principal(subject=claims["sub"])
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,
@@ -85,7 +108,7 @@ class TokenAuthority:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise Unauthenticated("token has an empty 'sub' claim")
-        return Principal(subject=subject)
+        return claims
 
     def verify_header(self, value: str | None) -> Principal:
         """Check an `Authorization: Bearer <token>` value."""

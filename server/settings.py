@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     """Required `aud` when set."""
     token_ttl_seconds: int = Field(default=3600, gt=0)
     """Lifetime of tokens minted by `octavia token`."""
+    stream_ticket_ttl_seconds: int = Field(default=60, gt=0)
+    """Lifetime of the single-job tickets the bridge hands out for `EventSource` URLs."""
+
+    # --- Browser bridge ----------------------------------------------------------------
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    """Idle time after which a job stream sends a comment, so proxies keep it open."""
+    sse_retry_milliseconds: int = Field(default=3000, ge=0)
+    """`retry:` hint telling `EventSource` how long to wait before reconnecting."""
 
     # --- Engine and models -------------------------------------------------------------
     engine: str = "server.pipeline:DubbingEngine"

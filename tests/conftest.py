@@ -32,9 +32,21 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, media_root: Path, settings_overrides: dict[str, object]) -> Settings:
+def database_url() -> str | None:
+    """The store's URL; None is the embedded SQLite default. Overridden for PostgreSQL."""
+    return None
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    media_root: Path,
+    database_url: str | None,
+    settings_overrides: dict[str, object],
+) -> Settings:
     values: dict[str, object] = {
         "data_dir": tmp_path / "data",
+        "database_url": database_url,
         "grpc_host": "127.0.0.1",
         "grpc_port": 0,
         "http_port": 0,

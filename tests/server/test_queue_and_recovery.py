@@ -141,6 +141,7 @@ async def test_restart_fails_interrupted_jobs_and_resumes_pending_ones(
         row.status, row.phase = "processing", "transcribing"
         session.add(row)
         session.commit()
+    first.store.engine.dispose()
 
     second = OctaviaServer(settings, ScriptedEngine())
     await second.start()

@@ -247,3 +247,9 @@ def _parse_cues(text: str) -> list[tuple[float, float, str]]:
 def parse_cues() -> Callable[[str], list[tuple[float, float, str]]]:
     """A strict SRT/VTT parser for checking generated subtitles."""
     return _parse_cues
+
+
+@pytest.fixture
+def database_url() -> None:
+    """The engine's tests need one store, not both: the embedded default."""
+    return None

@@ -1,0 +1,54 @@
+"""Reading and checking request parameters."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+
+from .errors import BridgeError
+
+
+def canonical(raw: str) -> str:
+    """The job id in its usual spelling when it is a UUID; `raw` otherwise."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return raw
+
+
+def job_id(request: Request) -> str:
+    raw: str = request.path_params["job_id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BridgeError(
+            400, "INVALID_ARGUMENT",
+            f"malformed job id {raw[:64]!r}: expected a UUID such as "
+            "'123e4567-e89b-12d3-a456-426614174000'",
+        ) from None
+
+
+def last_event_id(request: Request) -> int:
+    """`Last-Event-ID` (sent by `EventSource` when it reconnects) or `?last_event_id=`."""
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if not raw:
+        return 0
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise BridgeError(400, "INVALID_ARGUMENT",
+                          f"Last-Event-ID must be an event id this stream sent, not {raw[:32]!r}")
+    return value
+
+
+def int_query(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BridgeError(400, "INVALID_ARGUMENT", f"{name} must be an integer") from None

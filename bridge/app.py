@@ -1,0 +1,62 @@
+"""`create_app(settings)`: the browser bridge as a Starlette app.
+
+It keeps no job state: every request becomes a gRPC call on one `grpc.aio` channel,
+opened in `lifespan` and kept on `app.state`, with the caller's token as metadata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from grpc import aio
+from grpc_health.v1 import health_pb2_grpc
+from octavia.v1 import jobs_pb2_grpc
+from starlette.applications import Starlette
+
+from server.auth import TokenAuthority
+from server.settings import Settings
+
+from . import routes_artifacts, routes_jobs, routes_session, web
+from .errors import EXCEPTION_HANDLERS
+
+
+def create_app(settings: Settings, grpc_target: str | None = None) -> Starlette:
+    """The bridge talking to `grpc_target`, else `settings.grpc_target`, else the local
+    server at `grpc_host:grpc_port`."""
+    target = grpc_target or settings.grpc_target or f"{settings.grpc_host}:{settings.grpc_port}"
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        channel = aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", settings.grpc_message_limit),
+                ("grpc.max_receive_message_length", settings.grpc_message_limit),
+            ],
+        )
+        app.state.channel = channel
+        app.state.jobs = jobs_pb2_grpc.JobServiceStub(channel)
+        app.state.health = health_pb2_grpc.HealthStub(channel)
+        try:
+            yield
+        finally:
+            app.state.closing.set()  # open streams end now, not at the channel's close
+            await channel.close(grace=1.0)
+
+    app = Starlette(
+        routes=[
+            *routes_jobs.ROUTES,
+            *routes_artifacts.ROUTES,
+            *routes_session.ROUTES,
+            *web.routes(),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.tokens = TokenAuthority(settings)
+    app.state.grpc_target = target
+    app.state.closing = asyncio.Event()
+    return app
