@@ -25,9 +25,17 @@ CORPUS = [
 ]
 
 
+OPUS_MT_DIMS = {"d_model": 512, "layers": 6, "heads": 8, "ffn": 2048, "vocab": 65_001}
+"""Helsinki-NLP/opus-mt-en-es's shape, for timing a random model that costs what it costs."""
+
+
 def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
-                      seed: int = 0) -> Path:
-    """A MarianMT checkpoint with a few thousand random weights and real SentencePiece models."""
+                      seed: int = 0, *, opus_sized: bool = False) -> Path:
+    """A MarianMT checkpoint with a few thousand random weights and real SentencePiece models.
+
+    `opus_sized` gives it OPUS-MT's dimensions and vocabulary size instead (the extra
+    vocabulary entries are placeholders the tokenizer never produces).
+    """
     import sentencepiece as spm
     import torch
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
@@ -45,15 +53,20 @@ def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
         processor = spm.SentencePieceProcessor(model_file=str(folder / f"{name}.spm"))
         for index in range(processor.get_piece_size()):
             vocab.setdefault(processor.id_to_piece(index), len(vocab))
+    while opus_sized and len(vocab) < OPUS_MT_DIMS["vocab"] - 1:
+        vocab[f"<unused{len(vocab)}>"] = len(vocab)
     vocab["<pad>"] = len(vocab)  # Marian's convention: pad is the last id
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"),
                                 str(folder / "vocab.json"), source_lang=source,
                                 target_lang=target)
+    dims = OPUS_MT_DIMS if opus_sized else {"d_model": 16, "layers": 1, "heads": 2, "ffn": 32}
     config = MarianConfig(
-        vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-        decoder_ffn_dim=32, max_position_embeddings=256, pad_token_id=vocab["<pad>"],
+        vocab_size=len(vocab), d_model=dims["d_model"], encoder_layers=dims["layers"],
+        decoder_layers=dims["layers"], encoder_attention_heads=dims["heads"],
+        decoder_attention_heads=dims["heads"], encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"], max_position_embeddings=512 if opus_sized else 256,
+        pad_token_id=vocab["<pad>"],
         eos_token_id=0, decoder_start_token_id=vocab["<pad>"], forced_eos_token_id=0)
     torch.manual_seed(seed)
     MarianMTModel(config).save_pretrained(folder)

@@ -1,23 +1,32 @@
-"""Benchmark the dubbing pipeline: real-time factor and peak memory per stage, cold vs warm.
+"""Benchmark the dubbing pipeline and the libraries under it; prints tables.
 
     .venv/bin/python bench/pipeline.py                       # tiny test models, espeak input
+    .venv/bin/python bench/pipeline.py --only stages,overlap # just the job timings
     .venv/bin/python bench/pipeline.py --asr small --translation Helsinki-NLP/opus-mt-{src}-{tgt} \
-        --voice tts_models/es/css10/vits --input talk.mp4
+        --voice tts_models/es/css10/vits --input talk.mp4 --online
 
-The first job loads every model (cold); the second reuses them (warm). RTF is stage
-wall time divided by the media's duration: below 1 is faster than real time.
+Sections (`--only` picks some):
+- stages: per-stage wall time, RTF and peak RSS of a sequential job, cold (loads every
+  model) then warm. RTF is wall time over media duration: below 1 beats real time.
+- overlap: the same warm job sequential vs overlapped, alternating, best of `--repeats`.
+- translation: transformers vs CTranslate2 tokens/s on the job's Marian model and on a
+  random model of OPUS-MT's size (what the real model costs per token).
+- whisper: transformers' Whisper vs faster-whisper on one random tiny.en-shaped model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import statistics
 import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -122,6 +131,9 @@ def make_input(folder: Path, seconds: float) -> Path:
     return _media.write_media(folder / "input.wav", track, rate)
 
 
+SECTIONS = ("stages", "overlap", "translation", "whisper")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -135,48 +147,138 @@ def main() -> None:
     parser.add_argument("--target", default="es")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--online", action="store_true", help="allow model downloads")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
+    parser.add_argument("--tts-workers", type=int, default=1, help="voice workers (overlap)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections: {', '.join(SECTIONS)}")
     args = parser.parse_args()
+    sections = set(args.only.split(","))
 
-    from server.pipeline import DubbingEngine, PipelineOptions
     from server.pipeline.media import probe
 
+    print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="octavia-bench-") as tmp:
         root = Path(tmp)
         media = args.input or make_input(root, args.seconds)
         duration = probe(media).duration_seconds
         voice = args.voice or str(_tiny_models.build_tiny_vits(root / "vits"))
+        marian = args.translation or str(
+            _tiny_models.build_tiny_marian(root / "marian", args.source, args.target))
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             data_dir=root / "data", offline=not args.online, device=args.device,
             asr_model=args.asr or str(_tiny_models.whisper_tiny_en()),
-            translation_model=args.translation
-            or str(_tiny_models.build_tiny_marian(root / "marian", args.source, args.target)),
-            tts_voices={args.target: voice}, tts_fallback_voice=voice,
-            max_media_seconds=max(duration + 1, 60))
-        engine = DubbingEngine(settings, PipelineOptions())
-        sampler = PeakSampler()
-        rows = []
-        for run in ("cold", "warm"):
-            out = root / f"out-{run}"
-            out.mkdir()
-            context = TimingContext(sampler, out)
-            job = JobSpec(job_id=run, media_path=media, filename=media.name,
-                          target_language=args.target, source_language=args.source,
-                          workdir=root / f"work-{run}")
-            started = time.perf_counter()
-            engine.run(job, context)  # type: ignore[arg-type]
-            context.done()
-            total = time.perf_counter() - started
-            rows += [(run, phase.value, seconds, peak) for phase, seconds, peak in context.stages]
-            rows.append((run, "total", total, max(p for *_, p in context.stages)))
-        sampler.close()
-        engine.close()
+            translation_model=marian, tts_voices={args.target: voice},
+            tts_fallback_voice=voice, max_media_seconds=max(duration + 1, 60))
+        print(f"input: {media.name}, {duration:.1f} s; asr={Path(settings.asr_model).name}, "
+              f"translation={Path(marian).name}, voice={Path(voice).name}")
+        if sections & {"stages", "overlap"}:
+            jobs(settings, media, duration, args, sections)
+        if "translation" in sections:
+            translations(root, Path(marian) if not args.translation else None, media)
+        if "whisper" in sections:
+            whispers(root, media)
 
-    print(f"\ninput: {media.name}, {duration:.1f} s; asr={settings.asr_model}")
-    print(f"{'run':<6}{'stage':<14}{'seconds':>9}{'RTF':>8}{'peak RSS MB':>13}")
-    for run, stage, seconds, peak in rows:
-        print(f"{run:<6}{stage:<14}{seconds:>9.2f}{seconds / duration:>8.3f}"
-              f"{peak / 2**20:>13.0f}")
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}"
+
+
+def run_job(engine: Any, media: Path, name: str, root: Path, sampler: PeakSampler,
+            target: str, source: str) -> tuple[float, TimingContext]:
+    out = root / f"out-{name}"
+    out.mkdir()
+    context = TimingContext(sampler, out)
+    job = JobSpec(job_id=name, media_path=media, filename=media.name, target_language=target,
+                  source_language=source, workdir=root / f"work-{name}")
+    started = time.perf_counter()
+    engine.run(job, context)
+    context.done()
+    return time.perf_counter() - started, context
+
+
+def jobs(settings: Settings, media: Path, duration: float, args: argparse.Namespace,
+         sections: set[str]) -> None:
+    from server.pipeline import DubbingEngine, PipelineOptions
+
+    sequential = PipelineOptions(overlap=False)
+    overlapped = PipelineOptions(overlap=True, tts_workers=args.tts_workers)
+    engine = DubbingEngine(settings, sequential)
+    sampler = PeakSampler()
+    root = settings.data_dir.parent
+    rows = []
+    for run in ("cold", "warm"):
+        total, context = run_job(engine, media, run, root, sampler, args.target, args.source)
+        rows += [(run, phase.value, seconds, peak) for phase, seconds, peak in context.stages]
+        rows.append((run, "total", total, max(p for *_, p in context.stages)))
+    if "stages" in sections:
+        print("\nSequential job, per stage (cold loads every model, warm reuses them)")
+        print(f"{'run':<6}{'stage':<14}{'seconds':>9}{'RTF':>8}{'peak RSS MB':>13}")
+        for run, stage, seconds, peak in rows:
+            print(f"{run:<6}{stage:<14}{seconds:>9.2f}{seconds / duration:>8.3f}"
+                  f"{peak / 2**20:>13.0f}")
+    if "overlap" in sections:
+        engine.options = overlapped  # warm the voice replicas, then time both alternately
+        run_job(engine, media, "warm-overlap", root, sampler, args.target, args.source)
+        best: dict[str, list[float]] = {"sequential": [], "overlapped": []}
+        for index in range(args.repeats):
+            for name, options in (("sequential", sequential), ("overlapped", overlapped)):
+                engine.options = options
+                seconds, _ = run_job(engine, media, f"{name}-{index}", root, sampler,
+                                     args.target, args.source)
+                best[name].append(seconds)
+        print(f"\nWarm job end to end, sequential vs overlapped ({args.repeats} runs each, "
+              f"alternating; tts_workers={args.tts_workers})")
+        print(f"{'mode':<12}{'best s':>8}{'median s':>10}{'RTF':>8}{'speed-up':>10}")
+        base = min(best["sequential"])
+        for name, times in best.items():
+            print(f"{name:<12}{min(times):>8.2f}{statistics.median(times):>10.2f}"
+                  f"{min(times) / duration:>8.3f}{base / min(times):>9.2f}x")
+    sampler.close()
+    engine.close()
+
+
+def transcript_texts(media: Path) -> list[str]:
+    """Sentences to translate: the bench's own, repeated to a few batches' worth."""
+    return [SENTENCES[i % len(SENTENCES)] + f" Line {i}." for i in range(32)]
+
+
+def translations(root: Path, tiny: Path | None, media: Path) -> None:
+    from bench import _compare
+
+    texts = transcript_texts(media)
+    models = {} if tiny is None else {"tiny Marian (d16, 1 layer)": tiny}
+    models["OPUS-MT-sized random Marian"] = _tiny_models.build_tiny_marian(
+        root / "marian-opus", opus_sized=True)
+    print(f"\nTranslation, {len(texts)} sentences, batch 8, beam 4, CPU")
+    print(f"{'model':<30}{'backend':<20}{'seconds':>9}{'tokens':>8}{'tokens/s':>10}{'vs ref':>8}")
+    for label, folder in models.items():
+        speeds = _compare.translation(folder, texts, cache=root / "ct2-cache")
+        reference = speeds[0].tokens_per_second
+        for speed in speeds:
+            print(f"{label:<30}{speed.name:<20}{speed.seconds:>9.2f}{speed.tokens:>8}"
+                  f"{speed.tokens_per_second:>10.0f}{speed.tokens_per_second / reference:>7.2f}x")
+
+
+def whispers(root: Path, media: Path) -> None:
+    from bench import _compare
+    from server.pipeline.media import decode_audio
+
+    audio = decode_audio(media)[: 16_000 * 60]
+    speeds = _compare.whisper(root / "whisper-pair", audio)
+    print(f"\nWhisper, random tiny.en-shaped model, {audio.size / 16_000:.0f} s in 30 s "
+          "windows, greedy, no timestamps, <= 96 tokens a window")
+    print(f"{'implementation':<22}{'seconds':>9}{'tokens':>8}{'tokens/s':>10}{'vs ref':>8}")
+    reference = speeds[0].tokens_per_second
+    for speed in speeds:
+        print(f"{speed.name:<22}{speed.seconds:>9.2f}{speed.tokens:>8}"
+              f"{speed.tokens_per_second:>10.0f}{speed.tokens_per_second / reference:>7.2f}x")
 
 
 if __name__ == "__main__":

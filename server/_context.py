@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .engine import ArtifactWriter, JobCancelled
-from .jobs import EventType, Phase, Status, overall_percentage
+from .jobs import RUNNING_PHASES, EventType, Phase, Status, overall_percentage
 from .store import JobEvent, JobRecord
 from .store.models import utcnow
 
@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from .store.store import Mutation
 
 Apply = Callable[["Mutation"], Awaitable[JobEvent | None]]
+IsOver = Callable[[], Awaitable[bool]]
+
+# How often a context that watches the store asks it whether the job was cancelled.
+STORE_POLL_SECONDS = 0.5
 
 
 class RunnerContext:
@@ -25,6 +29,9 @@ class RunnerContext:
     Each report blocks the worker thread until its event is stored, so events keep the
     order the engine reported them in. Progress reports closer together than
     `min_interval` are skipped (the next one carries the news); phase changes never are.
+
+    A job run again (after a worker died) may re-enter phases it had already reached;
+    those are not announced again, so watchers never see a phase twice or go backwards.
     """
 
     def __init__(
@@ -34,6 +41,9 @@ class RunnerContext:
         loop: asyncio.AbstractEventLoop,
         writer: ArtifactWriter,
         min_interval: float,
+        *,
+        reached: str = Phase.PENDING,
+        is_over: IsOver | None = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = threading.Event()
@@ -43,10 +53,16 @@ class RunnerContext:
         self._writer = writer
         self._min_interval = min_interval
         self._last_progress = 0.0
+        self._reached = _rank(reached)
+        self._is_over = is_over
+        self._last_poll = time.monotonic()
 
     def enter(self, phase: Phase, step: str) -> None:
         self.check_cancelled()
         self.phase = phase
+        if _rank(phase) <= self._reached:
+            return  # reached before this run: already announced
+        self._reached = _rank(phase)
 
         def mutate(job: JobRecord) -> EventType:
             if job.status == Status.PENDING:
@@ -70,6 +86,8 @@ class RunnerContext:
         if phase not in (Phase.TRANSCRIBING, Phase.TRANSLATING, Phase.SYNTHESIZING,
                          Phase.UPLOADING):
             return
+        if _rank(phase) < self._reached:
+            return  # redoing work a previous run did; the bar already shows it
         percentage = overall_percentage(phase, fraction)
 
         def mutate(job: JobRecord) -> EventType | None:
@@ -106,6 +124,10 @@ class RunnerContext:
         self._submit(mutate)
 
     def check_cancelled(self) -> None:
+        if self._is_over is not None and time.monotonic() - self._last_poll > STORE_POLL_SECONDS:
+            self._last_poll = time.monotonic()
+            if asyncio.run_coroutine_threadsafe(self._is_over(), self._loop).result(timeout=30):
+                self.cancelled.set()
         if self.cancelled.is_set():
             raise JobCancelled(self.job_id)
 
@@ -122,3 +144,11 @@ class RunnerContext:
                 if self._loop.is_closed():  # the service is gone; stop the engine
                     raise JobCancelled(self.job_id) from None
         self.check_cancelled()
+
+
+def _rank(phase: str) -> int:
+    """Order of a running phase (0 before any)."""
+    try:
+        return RUNNING_PHASES.index(Phase(phase)) + 1
+    except ValueError:
+        return 0

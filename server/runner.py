@@ -1,30 +1,26 @@
 """The in-process job runner: a bounded queue, N workers, cancel, and crash recovery.
 
-request → store (JobRecord + SUBMITTED event) → queue → worker thread runs the engine →
-each report is stored as an event → the bus hands it to watchers.
+request → store (JobRecord + SUBMITTED event) → queue → a worker task hands the job to the
+JobExecutor, which runs the engine in a thread → each report is stored as an event → the
+bus hands it to watchers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
-from pathlib import Path
+from typing import Any
 
-from octavia.errors import NotFound, Reason, ResourceExhausted
+from octavia.errors import Reason, ResourceExhausted
 
-from ._context import RunnerContext
 from .artifacts import ArtifactStore
-from .engine import Engine, EngineError, JobCancelled, JobResult, JobSpec
+from .engine import Engine
 from .events import EventBus
+from .execution import JobExecutor, cancellation
 from .jobs import EventType, Phase, Status
 from .settings import Settings
 from .store import JobEvent, JobRecord, JobStore
 from .store.models import utcnow
-from .store.store import Mutation
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +37,13 @@ class JobRunner:
         self.settings = settings
         self.store = store
         self.bus = bus
-        self.engine = engine
-        self.artifacts = artifacts
+        self.executor = JobExecutor(
+            settings, store, bus.publish, engine, artifacts, threads=settings.concurrency
+        )
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
-        self._running: dict[str, RunnerContext] = {}
         self._admission = asyncio.Lock()
         self._workers: list[asyncio.Task[None]] = []
-        self._threads = ThreadPoolExecutor(
-            max_workers=settings.concurrency, thread_name_prefix="octavia-job"
-        )
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -64,14 +57,11 @@ class JobRunner:
     async def stop(self) -> None:
         """Stop taking jobs; running ones are cancelled at their next check and left to
         recovery (they are failed as interrupted at the next start)."""
-        for context in self._running.values():
-            context.cancelled.set()
+        self.executor.stop_all()
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        # Engine threads may be waiting on this loop to store their last report: keep the
-        # loop running while they wind down.
-        await asyncio.to_thread(self._threads.shutdown, wait=True, cancel_futures=True)
+        await self.executor.close()
 
     # --- requests ----------------------------------------------------------------------
 
@@ -79,10 +69,7 @@ class JobRunner:
         """Store and queue a job; RESOURCE_EXHAUSTED when the queue is full."""
         async with self._admission:
             if len(self._pending) >= self.settings.queue_size:
-                raise ResourceExhausted(
-                    f"the job queue is full ({self.settings.queue_size} waiting); retry later",
-                    reason=Reason.QUEUE_FULL,
-                )
+                raise queue_full(self.settings)
             event, created = await self.store.create(record)
             if created:
                 self._pending.add(event.job_id)
@@ -91,21 +78,10 @@ class JobRunner:
             self._queue.put_nowait(event.job_id)
         return event, created
 
-    async def cancel(self, job_id: str, owner: str) -> dict[str, object]:
+    async def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         await self.store.get(job_id, owner)  # NotFound for strangers
-
-        def mutate(job: JobRecord) -> EventType:
-            job.status = Status.CANCELLED
-            job.phase = Phase.CANCELLED
-            job.current_step = "Cancelled"
-            job.completed_at = utcnow()
-            job.eta_seconds = None
-            return EventType.CANCELLED
-
-        context = self._running.get(job_id)
-        if context is not None:
-            context.cancelled.set()
-        await self._change(job_id, mutate)
+        self.executor.cancel_local(job_id)
+        await self.executor.change(job_id, cancellation)
         self._pending.discard(job_id)
         return await self.store.snapshot(job_id, owner)
 
@@ -115,16 +91,10 @@ class JobRunner:
 
     # --- internals ---------------------------------------------------------------------
 
-    async def _change(self, job_id: str, mutation: Mutation) -> JobEvent | None:
-        event = await self.store.change(job_id, mutation)
-        if event is not None:
-            self.bus.publish(event)
-        return event
-
     async def _recover(self) -> None:
         """Requeue jobs still pending from a previous run; fail those a crash interrupted."""
         for job_id in await self.store.ids_with_status(Status.PROCESSING):
-            await self._change(job_id, _interrupted)
+            await self.executor.change(job_id, _interrupted)
             log.warning("job %s was interrupted by a restart; marked failed", job_id)
         for job_id in await self.store.ids_with_status(Status.PENDING):
             self._pending.add(job_id)
@@ -139,10 +109,10 @@ class JobRunner:
                 continue
             self._pending.discard(job_id)
             try:
-                taken = await self._change(job_id, _taken)
+                taken = await self.executor.take(job_id)
                 await self._announce_queue()
-                if taken is not None:
-                    await self._run(job_id)
+                if taken:
+                    await self.executor.run(job_id)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -155,104 +125,19 @@ class JobRunner:
             ids = [job_id for job_id in waiting if job_id in self._pending]
             self.bus.publish_all(await self.store.touch_pending(ids))
 
-    async def _run(self, job_id: str) -> None:
-        try:
-            record = await self.store.get(job_id)
-        except NotFound:
-            return
-        if record.is_terminal:
-            return
-        workdir = self.settings.data_dir / "work" / job_id
-        workdir.mkdir(parents=True, exist_ok=True)
-        spec = JobSpec(
-            job_id=job_id,
-            media_path=Path(record.media_path),
-            filename=record.source_filename,
-            target_language=record.target_language,
-            source_language=record.source_language,
-            mix_mode=record.mix_mode,
-            workdir=workdir,
-        )
-        loop = asyncio.get_running_loop()
-        context = RunnerContext(
-            job_id,
-            lambda mutation: self._change(job_id, mutation),
-            loop,
-            self.artifacts.writer(job_id),
-            self.settings.progress_interval_seconds,
-        )
-        self._running[job_id] = context
-        try:
-            result = await loop.run_in_executor(self._threads, self.engine.run, spec, context)
-        except JobCancelled:
-            await self._discard(job_id)
-        except EngineError as error:
-            await self._fail(job_id, context.phase, error.message, error.reason, error.retryable)
-        except MemoryError:
-            await self._fail(job_id, context.phase, "ran out of memory", Reason.OUT_OF_MEMORY,
-                             True)
-        except Exception as error:
-            log.exception("job %s failed in %s", job_id, context.phase)
-            message = f"{context.phase.value} failed: {type(error).__name__}: {error}"
-            await self._fail(job_id, context.phase, message, Reason.STAGE_FAILED, False)
-        else:
-            await self._complete(job_id, result)
-        finally:
-            self._running.pop(job_id, None)
-            shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _complete(self, job_id: str, result: JobResult) -> None:
-        def mutate(job: JobRecord) -> EventType:
-            job.status = Status.COMPLETED
-            job.phase = Phase.COMPLETED
-            job.progress = 100.0
-            job.current_step = "Completed"
-            job.completed_at = utcnow()
-            job.started_at = job.started_at or job.completed_at
-            job.output_file = result.output_file
-            job.artifacts = [asdict(a) for a in result.artifacts]
-            job.eta_seconds = 0.0
-            return EventType.COMPLETED
-
-        if await self._change(job_id, mutate) is None:  # cancelled at the last moment
-            await self._discard(job_id)
-
-    async def _fail(
-        self, job_id: str, phase: Phase, message: str, reason: str, retryable: bool
-    ) -> None:
-        def mutate(job: JobRecord) -> EventType:
-            job.status = Status.FAILED
-            job.phase = Phase.FAILED
-            job.error_message = message
-            job.error_reason = reason
-            job.error_retryable = retryable
-            job.error_phase = phase.value
-            job.current_step = f"Failed while {phase.value}" if phase != Phase.PENDING else "Failed"
-            job.completed_at = utcnow()
-            job.eta_seconds = None
-            return EventType.FAILED
-
-        await self._change(job_id, mutate)
-        await self._discard(job_id)
-
-    async def _discard(self, job_id: str) -> None:
-        await asyncio.to_thread(self.artifacts.discard, job_id)
-
-
-def _taken(job: JobRecord) -> EventType:
-    job.status = Status.PROCESSING
-    job.started_at = utcnow()
-    job.current_step = "Starting"
-    return EventType.UPDATED
+def queue_full(settings: Settings) -> ResourceExhausted:
+    return ResourceExhausted(
+        f"the job queue is full ({settings.queue_size} waiting); retry later",
+        reason=Reason.QUEUE_FULL,
+    )
 
 
 def _interrupted(job: JobRecord) -> EventType:
     phase = job.phase
     job.status = Status.FAILED
     job.phase = Phase.FAILED
-    job.error_message = (
-        f"interrupted by a server restart while {phase}; submit the job again"
-    )
+    job.error_message = f"interrupted by a server restart while {phase}; submit the job again"
     job.error_reason = Reason.INTERRUPTED
     job.error_retryable = True
     job.error_phase = phase
@@ -260,7 +145,3 @@ def _interrupted(job: JobRecord) -> EventType:
     job.completed_at = utcnow()
     job.eta_seconds = None
     return EventType.FAILED
-
-
-def new_job_id() -> str:
-    return str(uuid.uuid4())

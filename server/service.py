@@ -21,7 +21,7 @@ from .convert import event_to_proto, job_to_proto, snapshot_to_watch
 from .events import EventBus
 from .jobs import EventType
 from .principal import current_principal
-from .runner import JobRunner, new_job_id
+from .runner import JobRunner
 from .settings import Settings
 from .store import JobStore
 
@@ -61,7 +61,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             existing = await self.store.find_request(owner, request.request_id)
             if existing is not None:
                 return pb.SubmitJobResponse(job=job_to_proto(existing.snapshot))
-        job_id = new_job_id()
+        job_id = submission.new_job_id()
         source = await asyncio.to_thread(submission.store_source, request, job_id, self.settings)
         try:
             duration = await asyncio.to_thread(submission.probe_source, source, self.settings)

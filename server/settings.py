@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     """MarianMT hub id template (or a local folder) tried first for a language pair."""
     translation_fallback_model: str = "facebook/nllb-200-distilled-600M"
     """Many-to-many model used when no pair model exists."""
+    translation_backend: Literal["ctranslate2", "transformers"] = "ctranslate2"
+    """Runs translation: CTranslate2 (converted once, cached, int8 on CPU) or transformers."""
     tts_voices: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_TTS_VOICES))
     """Coqui TTS model per target language: a model name or a local folder."""
     tts_fallback_voice: str = "tts_models/multilingual/multi-dataset/xtts_v2"

@@ -35,6 +35,10 @@ class Source:
     owned: bool
 
 
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
 def check_job_id(job_id: str) -> str:
     try:
         return str(uuid.UUID(job_id))

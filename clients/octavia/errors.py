@@ -39,6 +39,8 @@ class Reason:
     INTERRUPTED = "INTERRUPTED"
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     INTERNAL = "INTERNAL"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    """Client-side: a downloaded artifact does not match the sha256 the job lists."""
 
 
 class OctaviaError(Exception):
@@ -119,6 +121,19 @@ class Internal(OctaviaError):
     code = grpc.StatusCode.INTERNAL
 
 
+class PermissionDenied(OctaviaError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    default_reason = Reason.UNAUTHENTICATED
+
+
+class ChecksumMismatch(OctaviaError):
+    """Raised by the client, never by the server: the bytes received are not the artifact's."""
+
+    code = grpc.StatusCode.DATA_LOSS
+    default_reason = Reason.CHECKSUM_MISMATCH
+    default_retryable = True
+
+
 _BY_CODE: dict[grpc.StatusCode, type[OctaviaError]] = {
     cls.code: cls
     for cls in (
@@ -131,6 +146,7 @@ _BY_CODE: dict[grpc.StatusCode, type[OctaviaError]] = {
         DeadlineExceeded,
         Cancelled,
         Internal,
+        PermissionDenied,
     )
 }
 
@@ -166,12 +182,14 @@ def _rich_status(error: grpc.RpcError) -> status_pb2.Status | None:
 __all__ = [
     "DOMAIN",
     "Cancelled",
+    "ChecksumMismatch",
     "DeadlineExceeded",
     "FailedPrecondition",
     "Internal",
     "InvalidArgument",
     "NotFound",
     "OctaviaError",
+    "PermissionDenied",
     "Reason",
     "ResourceExhausted",
     "Unauthenticated",

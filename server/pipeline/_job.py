@@ -1,4 +1,8 @@
-"""One dubbing job, stage by stage, reporting to its JobContext.
+"""One dubbing job, reporting to its JobContext.
+
+By default transcription, translation and synthesis overlap (`_overlap`, progress as
+`_progress` describes); `PipelineOptions(overlap=False)` runs them one after the other,
+the reference the benchmark compares against. Mixing and encoding follow either way.
 
 Every stage checks for cancellation between its units of work (segments, batches,
 files). Results are written to the job's workdir first and handed to the artifact
@@ -21,14 +25,24 @@ from octavia.errors import Reason
 from ..engine import ArtifactInfo, EngineError, JobCancelled, JobContext, JobResult, JobSpec
 from ..jobs import MixMode, Phase
 from ._audio import resample
+from ._overlap import Overlap, Speak, Translate
+from ._progress import ProgressBoard
 from .eta import JobClock
 from .fit import DubbedLine, fit_to_slot
-from .media import ASR_SAMPLE_RATE, MediaInfo, decode_audio, ensure_audible, format_clock, probe
+from .media import (
+    ASR_SAMPLE_RATE,
+    MediaInfo,
+    decode_audio,
+    decode_audio_at,
+    ensure_audible,
+    format_clock,
+    probe,
+)
 from .mix import mix, place, require_separation, separate_background
-from .models import is_out_of_memory
+from .models import Resident, is_out_of_memory
 from .outputs import VIDEO_MEDIA_TYPES, mux_video, video_suffix, write_m4a, write_wav
 from .report import transcript_document, write_subtitles
-from .transcribe import Transcript, transcribe
+from .transcribe import Segment, Transcript, stream, transcribe
 from .translate import translate_all
 
 if TYPE_CHECKING:
@@ -47,6 +61,8 @@ class DubbingJob:
         self.context = context
         self.clock: JobClock | None = None
         self._eta_sent = 0.0
+        self._original: np.ndarray | None = None
+        """The media at the mix rate, when it was decoded along with the ASR audio."""
 
     def run(self) -> JobResult:
         require_separation(self.job.mix_mode, self.engine.settings.separation_model)
@@ -55,9 +71,11 @@ class DubbingJob:
         with self._stage("reading the media"):
             info = probe(self.job.media_path, max_seconds=self.engine.settings.max_media_seconds)
             self.context.update(media_duration_seconds=info.duration_seconds)
-            audio = decode_audio(self.job.media_path, ASR_SAMPLE_RATE)
+            audio = self._decode(info)
             ensure_audible(audio)
         self.context.check_cancelled()
+        if self.options.overlap:
+            return self._finish(info, *self._overlapped(audio))
         self.clock = JobClock(self.engine.speeds, info.duration_seconds)
         self._report_eta(0.0, force=True)
         transcript = self._transcribe(audio)
@@ -68,6 +86,79 @@ class DubbingJob:
         self._translate(transcript, source)
         lines, voice_name = self._synthesize(transcript)
         return self._finish(info, transcript, source, lines, voice_name)
+
+    def _decode(self, info: MediaInfo) -> np.ndarray:
+        """The ASR audio; short media is decoded once for the mix too, in the same pass."""
+        if info.duration_seconds > self.options.decode_once_max_seconds:
+            return decode_audio(self.job.media_path, ASR_SAMPLE_RATE)
+        audio, self._original = decode_audio_at(
+            self.job.media_path, (ASR_SAMPLE_RATE, self.options.mix_sample_rate))
+        return audio
+
+    # --- Overlapped stages -----------------------------------------------------------
+
+    def _overlapped(self, audio: np.ndarray) -> tuple[Transcript, str, list[DubbedLine], str]:
+        self.context.progress(0.0, "Loading the speech recognition model")
+        with self._stage("transcription"):
+            started = stream(self.engine.asr_model().model, audio,
+                             language=self.job.source_language, options=self.options)
+        del audio
+        source = self.job.source_language or started.language
+        if self.job.source_language is None:
+            self.context.update(source_language=source)
+        target = self.job.target_language
+        voices: list[Resident] = []
+
+        def load_translate() -> Translate | None:
+            if source == target:
+                return None
+            resident = self.engine.translator(source, target)
+
+            def translate(texts: list[str]) -> list[str]:
+                with resident.lock:
+                    return resident.model.translate(  # type: ignore[no-any-return]
+                        texts, source, target, beams=self.options.translation_beams)
+
+            return translate
+
+        def load_speaker(replica: int) -> Speak:
+            resident = self.engine.voice_replica(target, replica)
+            voices.append(resident)
+            return lambda text: self._speak(resident, text)
+
+        board = ProgressBoard(self.context, self.engine.speeds, started.duration)
+        done = Overlap(
+            started, load_translate=load_translate,
+            load_speakers=[lambda i=i: load_speaker(i)
+                           for i in range(max(self.options.tts_workers, 1))],
+            board=board, guard=self._stage, check_cancelled=self.context.check_cancelled,
+            batch_size=self.options.translation_batch_size,
+            queue_size=self.options.overlap_queue_size).run()
+        board.complete()
+        for stage, busy in done.busy.items():
+            self.engine.speeds.record(stage, started.duration, busy)
+        transcript = Transcript(started.language, started.language_probability,
+                                started.duration, done.segments)
+        lines = [self._fit(transcript, index, speech)
+                 for index, speech in enumerate(done.speech)]
+        return transcript, source, lines, str(voices[0].model.name)
+
+    def _speak(self, resident: Resident, text: str) -> np.ndarray:
+        with resident.lock:
+            speech = resident.model.speak(text, self.job.target_language)
+        return resample(speech, resident.model.sample_rate, self.options.mix_sample_rate)
+
+    def _fit(self, transcript: Transcript, index: int, speech: np.ndarray) -> DubbedLine:
+        """Fit a voiced line into its slot; it may spill into the pause before the next."""
+        segments: list[Segment] = transcript.segments
+        segment = segments[index]
+        following = (segments[index + 1].start if index + 1 < len(segments)
+                     else transcript.duration)
+        rate = self.options.mix_sample_rate
+        fit = fit_to_slot(speech, rate, slot_seconds=segment.duration,
+                          room_seconds=following - segment.start,
+                          min_rate=self.options.min_rate, max_rate=self.options.max_rate)
+        return DubbedLine(segment.start, fit, rate)
 
     # --- Stages ----------------------------------------------------------------------
 
@@ -123,25 +214,16 @@ class DubbingJob:
 
     def _synthesize(self, transcript: Transcript) -> tuple[list[DubbedLine], str]:
         segments = transcript.segments
-        target = self.job.target_language
-        rate = self.options.mix_sample_rate
         self.context.enter(Phase.SYNTHESIZING, "Loading the voice")
         self._finish_clock("synthesize")
         lines: list[DubbedLine] = []
         with self._stage("speech synthesis"):
-            resident = self.engine.voice(target)
+            resident = self.engine.voice(self.job.target_language)
             self._start_clock("synthesize")
             for index, segment in enumerate(segments):
                 self.context.check_cancelled()
-                following = (segments[index + 1].start if index + 1 < len(segments)
-                             else transcript.duration)
-                with resident.lock:
-                    speech = resident.model.speak(segment.translation, target)
-                speech = resample(speech, resident.model.sample_rate, rate)
-                fit = fit_to_slot(speech, rate, slot_seconds=segment.duration,
-                                  room_seconds=following - segment.start,
-                                  min_rate=self.options.min_rate, max_rate=self.options.max_rate)
-                lines.append(DubbedLine(segment.start, fit, rate))
+                lines.append(self._fit(transcript, index, self._speak(resident,
+                                                                      segment.translation)))
                 fraction = (index + 1) / len(segments)
                 self.context.progress(fraction, f"Voiced {index + 1} of {len(segments)} segments")
                 self._report_eta(fraction)
@@ -150,13 +232,20 @@ class DubbingJob:
     def _finish(self, info: MediaInfo, transcript: Transcript, source: str,
                 lines: list[DubbedLine], voice: str) -> JobResult:
         self.context.enter(Phase.UPLOADING, "Mixing the dub")
-        self._finish_clock("finish")
+        if self.options.overlap:  # the overlapped stages recorded their own speeds
+            self.clock = JobClock(self.engine.speeds, info.duration_seconds)
+            self.clock.start("finish")
+        else:
+            self._finish_clock("finish")
         out = self.job.workdir / "out"
         out.mkdir(parents=True, exist_ok=True)
         rate = self.options.mix_sample_rate
         files: list[tuple[str, Path, str]] = []
         with self._stage("mixing and encoding"):
-            original = decode_audio(self.job.media_path, rate)
+            original = self._original
+            self._original = None
+            if original is None:
+                original = decode_audio(self.job.media_path, rate)
             background = None
             if self.job.mix_mode == MixMode.SEPARATED:
                 self.context.progress(0.05, "Separating speech from the background")

@@ -25,7 +25,7 @@ from .translate import load_translator, nllb_code, pair_model_name
 
 
 class DubbingEngine:
-    """Dubs jobs with faster-whisper, MarianMT/NLLB and Coqui TTS."""
+    """Dubs jobs with faster-whisper, MarianMT/NLLB (CTranslate2) and Coqui TTS."""
 
     def __init__(self, settings: Settings, options: PipelineOptions | None = None) -> None:
         self.settings = settings
@@ -74,6 +74,19 @@ class DubbingEngine:
         return self.models.get(("tts", name, device.name), lambda: load_voice(
             name, device, offline=self.settings.offline))
 
+    def voice_replica(self, language: str, replica: int) -> Resident:
+        """Instance `replica` of the language's voice; 0 is `voice(language)` itself.
+
+        Each voice worker of an overlapped job has its own instance, so workers don't
+        queue on one model's lock.
+        """
+        if replica == 0:
+            return self.voice(language)
+        name = voice_name(self.settings.tts_voices, self.settings.tts_fallback_voice, language)
+        device = self.device
+        return self.models.get(("tts", name, device.name, f"replica-{replica}"),
+                               lambda: load_voice(name, device, offline=self.settings.offline))
+
     def translator(self, source: str, target: str) -> Resident:
         """The pair's MarianMT model when it exists, else the many-to-many fallback."""
         known = self._pair_models.get((source, target))
@@ -106,10 +119,16 @@ class DubbingEngine:
     def _translator(self, name: str, setting: str) -> Resident:
         device = self.device
 
-        def load() -> Any:
-            return load_translator(name, device, offline=self.settings.offline, setting=setting)
+        backend = self.settings.translation_backend
 
-        return self.models.get(("translation", name, device.name), load)
+        def load() -> Any:
+            return load_translator(
+                name, device, offline=self.settings.offline, setting=setting, backend=backend,
+                cache_root=self.settings.data_dir / "models" / "ctranslate2",
+                compute_type=self.options.translation_compute_type,
+                cpu_threads=self.options.translation_cpu_threads)
+
+        return self.models.get(("translation", name, device.name, backend), load)
 
     def separator(self) -> Resident:
         name, device = self.settings.separation_model or "", self.device

@@ -5,6 +5,7 @@ Only `av` and `numpy` are imported here so the API can probe uploads without the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,12 @@ def probe(path: Path | str, *, max_seconds: float | None = None) -> MediaInfo:
 
 def decode_audio(path: Path | str, sample_rate: int = ASR_SAMPLE_RATE) -> np.ndarray:
     """The first audio stream of `path` as mono float32 PCM at `sample_rate`."""
-    chunks: list[np.ndarray] = []
+    return decode_audio_at(path, (sample_rate,))[0]
+
+
+def decode_audio_at(path: Path | str, rates: Sequence[int]) -> list[np.ndarray]:
+    """The first audio stream at each of `rates`, from one decoding pass."""
+    chunks: list[list[np.ndarray]] = [[] for _ in rates]
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.audio:
@@ -71,19 +77,20 @@ def decode_audio(path: Path | str, sample_rate: int = ASR_SAMPLE_RATE) -> np.nda
                     "The media has no audio track to dub.", reason=Reason.MEDIA_UNREADABLE
                 )
             stream = container.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+            resamplers = [av.AudioResampler(format="flt", layout="mono", rate=rate)
+                          for rate in rates]
             for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                for resampler, out in zip(resamplers, chunks, strict=True):
+                    out += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            for resampler, out in zip(resamplers, chunks, strict=True):
+                out += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
     except EngineError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(exc) from exc
-    if not chunks:
+    if not chunks[0]:
         raise EngineError("The audio track holds no samples.", reason=Reason.MEDIA_UNREADABLE)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return [np.concatenate(out).astype(np.float32, copy=False) for out in chunks]
 
 
 def ensure_audible(samples: np.ndarray) -> None:

@@ -17,7 +17,20 @@ class PipelineOptions:
     asr_cpu_threads: int = 0
     """0 lets CTranslate2 pick."""
     translation_batch_size: int = 8
+    """Most segments per translation call (overlapped jobs batch what is waiting)."""
     translation_beams: int = 4
+    translation_compute_type: str | None = None
+    """CTranslate2 compute type; None is int8 on CPU, int8_float16 on CUDA."""
+    translation_cpu_threads: int = 0
+    """CTranslate2 threads per translation model; 0 lets it pick."""
+    overlap: bool = True
+    """Translate and voice each segment as soon as it is transcribed (see `_overlap`)."""
+    overlap_queue_size: int = 16
+    """Most segments a stage may run ahead of the next one when overlapping."""
+    tts_workers: int = 1
+    """Voice workers, each with its own TTS instance, when overlapping."""
+    decode_once_max_seconds: float = 1800.0
+    """Media up to this long is decoded once for both ASR and the mix (costs ~10 MB/min)."""
     min_rate: float = 0.8
     """Slowest a dubbed segment may be played to fill its slot."""
     max_rate: float = 1.35

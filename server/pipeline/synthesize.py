@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +34,35 @@ class Voice:
         if self.tts.is_multi_speaker and self.tts.speakers:
             kwargs["speaker"] = self.tts.speakers[0]
         # Coqui prints sentence splits and timings to stdout; keep the server's output clean.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with quiet_stdout():
             wav = self.tts.tts(text=text, split_sentences=True, **kwargs)
         return np.asarray(wav, dtype=np.float32).reshape(-1)
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_saved_stdout: Any = None
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Silence stdout while any thread is inside; safe when voice workers overlap.
+
+    `contextlib.redirect_stdout` swaps the process-wide `sys.stdout` and restores what it
+    saw, so two threads interleaving it can leave stdout pointing at a dead buffer.
+    """
+    global _quiet_depth, _saved_stdout
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _saved_stdout, sys.stdout = sys.stdout, io.StringIO()
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                sys.stdout, _saved_stdout = _saved_stdout, None
 
 
 def voice_name(voices: dict[str, str], fallback: str, language: str) -> str:
@@ -61,7 +90,7 @@ def load_voice(name: str, device: Device, *, offline: bool) -> Voice:
         def load() -> Any:
             return TTS(model_name=name, progress_bar=False)
 
-    with contextlib.redirect_stdout(io.StringIO()):
+    with quiet_stdout():
         tts = load_or_missing(load, kind="speech synthesis", name=name, setting="tts_voices",
                               offline=offline)
         if device.is_cuda:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,54 @@ def load_whisper(name: str, device: Device, *, offline: bool, cpu_threads: int =
     )
 
 
+@dataclass(frozen=True)
+class TranscriptStream:
+    """A transcription under way: the language is known up front, segments come lazily.
+
+    `pieces` yields `(segment, seconds_done)` per decoded Whisper segment; `segment` is
+    None for one with no text. Decoding happens as the iterator is consumed.
+    """
+
+    language: str
+    language_probability: float
+    duration: float
+    pieces: Iterator[tuple[Segment | None, float]]
+
+
+def stream(model: Any, audio: np.ndarray, *, language: str | None,
+           options: PipelineOptions) -> TranscriptStream:
+    """Start transcribing 16 kHz mono `audio` (language detection and VAD run here)."""
+    duration = audio.size / ASR_SAMPLE_RATE
+    pieces, info = model.transcribe(
+        audio,
+        language=language,
+        beam_size=options.asr_beam_size,
+        temperature=options.asr_temperature,
+        vad_filter=True,
+        word_timestamps=True,
+        condition_on_previous_text=False,
+    )
+
+    def segments() -> Iterator[tuple[Segment | None, float]]:
+        for piece in pieces:
+            text = piece.text.strip()
+            end = min(float(piece.end), duration)
+            segment = Segment(
+                start=max(float(piece.start), 0.0), end=end, text=text,
+                words=[Word(float(w.start), float(w.end), w.word.strip(), float(w.probability))
+                       for w in (piece.words or [])],
+            ) if text else None
+            yield segment, end
+
+    return TranscriptStream(language=info.language,
+                            language_probability=float(info.language_probability),
+                            duration=duration, pieces=segments())
+
+
+def no_speech() -> EngineError:
+    return EngineError("No speech was found in the audio.", reason=Reason.MEDIA_SILENT)
+
+
 def transcribe(
     model: Any,
     audio: np.ndarray,
@@ -81,33 +129,17 @@ def transcribe(
     `on_segment` is where the caller reports progress and checks for cancellation, so
     it may raise to stop decoding between segments.
     """
-    duration = audio.size / ASR_SAMPLE_RATE
-    pieces, info = model.transcribe(
-        audio,
-        language=language,
-        beam_size=options.asr_beam_size,
-        temperature=options.asr_temperature,
-        vad_filter=True,
-        word_timestamps=True,
-        condition_on_previous_text=False,
-    )
+    started = stream(model, audio, language=language, options=options)
     segments: list[Segment] = []
-    for piece in pieces:
-        text = piece.text.strip()
-        if text:
-            segments.append(Segment(
-                start=max(float(piece.start), 0.0),
-                end=min(float(piece.end), duration),
-                text=text,
-                words=[Word(float(w.start), float(w.end), w.word.strip(), float(w.probability))
-                       for w in (piece.words or [])],
-            ))
-        on_segment(min(float(piece.end), duration))
+    for segment, done in started.pieces:
+        if segment is not None:
+            segments.append(segment)
+        on_segment(done)
     if not segments:
-        raise EngineError("No speech was found in the audio.", reason=Reason.MEDIA_SILENT)
+        raise no_speech()
     return Transcript(
-        language=info.language,
-        language_probability=float(info.language_probability),
-        duration=duration,
+        language=started.language,
+        language_probability=started.language_probability,
+        duration=started.duration,
         segments=segments,
     )

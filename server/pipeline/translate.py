@@ -1,23 +1,45 @@
-"""Text translation with transformers seq2seq models: MarianMT per pair, NLLB-200 otherwise.
+"""Text translation with seq2seq models: MarianMT per pair, NLLB-200 otherwise.
 
-transformers 5 dropped the `translation` pipeline task, so this drives the tokenizer and
-`generate` directly.
+Two backends serve the same checkpoints: CTranslate2 (the default: converted once, int8
+on CPU, see `_ct2`) and transformers, kept as the reference. transformers 5 dropped the
+`translation` pipeline task, so the reference drives the tokenizer and `generate` directly.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from octavia.errors import Reason
 
 from ..engine import EngineError
 from ._nllb_codes import NLLB_CODES
-from .models import Device, load_or_missing
+from .models import Device, is_out_of_memory, load_or_missing
+
+log = logging.getLogger(__name__)
 
 MAX_NEW_TOKENS = 512
+
+Backend = Literal["ctranslate2", "transformers"]
+
+
+class TextTranslator(Protocol):
+    """What a job needs of a loaded translation model, whichever backend runs it."""
+
+    name: str
+    kind: str
+
+    def translate(self, texts: Sequence[str], source: str, target: str, *,
+                  beams: int = 4) -> list[str]:
+        """Translate one batch; not thread-safe."""
+
+
+def decoding_budget(longest_input: int) -> int:
+    """Most tokens a batch may generate: room for a wordy translation, not for a loop."""
+    return min(MAX_NEW_TOKENS, 2 * longest_input + 16)
 
 
 @dataclass
@@ -48,7 +70,7 @@ class Translator:
                 **batch,
                 num_beams=beams,
                 do_sample=False,
-                max_new_tokens=min(MAX_NEW_TOKENS, 2 * longest + 16),
+                max_new_tokens=decoding_budget(longest),
                 **extra,
             )
         return [text.strip() for text in
@@ -70,8 +92,33 @@ def pair_model_name(template: str, source: str, target: str) -> str:
     return template.format(src=source, tgt=target)
 
 
-def load_translator(name: str, device: Device, *, offline: bool, setting: str) -> Translator:
-    """Load a Marian or NLLB checkpoint from the hub cache or a local folder."""
+def load_translator(name: str, device: Device, *, offline: bool, setting: str,
+                    backend: Backend = "transformers", cache_root: Path | None = None,
+                    compute_type: str | None = None, cpu_threads: int = 0) -> TextTranslator:
+    """Load a Marian or NLLB checkpoint from the hub cache or a local folder.
+
+    With `backend="ctranslate2"` the checkpoint is converted once (cached under
+    `cache_root` unless its folder is writable); a checkpoint CTranslate2 can't convert
+    falls back to transformers with a warning rather than failing the job.
+    """
+    if backend == "ctranslate2":
+        from . import _ct2
+
+        load_or_missing(lambda: _ct2.source_folder(name, offline=offline),
+                        kind="translation", name=name, setting=setting, offline=offline)
+        try:
+            return _ct2.load_ct2_translator(
+                name, device, offline=offline, cache_root=cache_root or Path("."),
+                compute=compute_type, cpu_threads=cpu_threads)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                raise
+            log.warning("CTranslate2 can't serve %s (%s: %s); using transformers",
+                        name, type(exc).__name__, exc)
+    return _load_transformers(name, device, offline=offline, setting=setting)
+
+
+def _load_transformers(name: str, device: Device, *, offline: bool, setting: str) -> Translator:
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 

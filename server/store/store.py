@@ -32,6 +32,10 @@ T = TypeVar("T")
 Mutation = Callable[[JobRecord], EventType | None]
 
 
+class JobIsFinal(Exception):
+    """The job reached a terminal state; nothing may change it any more."""
+
+
 def snapshot_of(record: JobRecord, queue_position: int = 0) -> dict[str, Any]:
     """The public view of a job, as stored in each event and sent to clients."""
     return {
@@ -154,7 +158,7 @@ class JobStore:
         """Apply `mutation` to the job in one transaction and append the event it names.
 
         The mutation sees the locked, current row; returning None means "no change" and
-        writes nothing. Changes to a job in a terminal state are refused (None).
+        writes nothing. A job in a terminal state raises JobIsFinal.
         """
         return await self._run(self._change, job_id, mutation)
 
@@ -279,7 +283,7 @@ class JobStore:
             if record is None:
                 raise NotFound(f"job {job_id} not found")
             if record.is_terminal:
-                return None
+                raise JobIsFinal(job_id)
             kind = mutation(record)
             if kind is None:
                 return None

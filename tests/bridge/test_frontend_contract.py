@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from datetime import datetime
@@ -9,10 +10,12 @@ from datetime import datetime
 import httpx
 import pytest
 
+from server.app import OctaviaServer
 from server.jobs import Phase
 from tests.bridge.helpers import REQUIRED_FIELDS, stream_all, submit
 from tests.bridge.sse import iter_events
 from tests.support.engine import ScriptedEngine
+from tests.support.waiting import eventually
 
 RUNNING = ["transcribing", "translating", "synthesizing", "uploading"]
 
@@ -47,21 +50,23 @@ async def test_sse_progress_percentage_changes(
 
 
 async def test_sse_phase_transitions(
-    client: httpx.AsyncClient, headers: dict[str, str], wav: bytes, engine: ScriptedEngine
+    client: httpx.AsyncClient, headers: dict[str, str], wav: bytes, engine: ScriptedEngine,
+    server: OctaviaServer,
 ) -> None:
     engine.hold = threading.Event()  # the stream opens while the job is still pending
     job = await submit(client, headers, wav)
-    async with client.stream("GET", f"/api/v1/jobs/{job['job_id']}/stream",
-                             headers=headers) as response:
-        phases: list[str] = []
-        async for event in iter_events(response):
-            if event.data:
-                phase = event.json["phase"]
-                if not phases or phases[-1] != phase:
-                    phases.append(phase)
-                if phase == "pending":
-                    engine.hold.set()
+    stream = asyncio.create_task(stream_all(client, job["job_id"], headers))
+    await eventually(lambda: _watching(server, job["job_id"]))
+    engine.hold.set()
+    phases: list[str] = []
+    for event in await stream:
+        if not phases or phases[-1] != event.json["phase"]:
+            phases.append(event.json["phase"])
     assert phases == ["pending", *RUNNING, "completed"]
+
+
+async def _watching(server: OctaviaServer, job_id: str) -> bool:
+    return server.bus.watcher_count(job_id) > 0
 
 
 @pytest.fixture

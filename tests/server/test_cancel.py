@@ -36,7 +36,7 @@ async def test_cancelling_a_running_job_stops_it_and_ends_its_watchers(
     assert messages[-1].event_type == pb.EVENT_TYPE_CANCELLED
 
     async def engine_stopped() -> bool:
-        return not server.runner._running
+        return not server.runner.executor.running
 
     await eventually(engine_stopped)
     status = await stub.GetStatus(pb.GetStatusRequest(job_id=job.job_id), metadata=auth)

@@ -201,7 +201,10 @@ def test_cancel_between_segments_stops_within_a_second(engine: Any, make_job: An
     # A synthesis unit is one line; a transcription unit is one Whisper decoding window
     # (up to 30 s of speech), which tiny.en decodes in about a second on two cores.
     assert stopped - context.cancelled_at < (1.0 if phase == Phase.SYNTHESIZING else 2.0)
-    assert context.phase == phase, "the job went on to another phase after the cancel"
+    # Overlapped stages may have moved the bar into a later phase before the cancel;
+    # none may be entered after it.
+    late = [e.phase for e in context.events if e.kind == "enter" and e.at > context.cancelled_at]
+    assert not late, "the job went on to another phase after the cancel"
     assert not any(context.writer.folder.iterdir()), "no artifact of a cancelled job"
 
 

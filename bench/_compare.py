@@ -1,0 +1,121 @@
+"""Side-by-side speed of the libraries the engine picked against their reference.
+
+Each comparison runs both sides on the same input in the same process, alternating,
+after one untimed warm-up call each; the best of `repeats` is kept (a shared machine's
+noise only ever adds time).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Speed:
+    name: str
+    seconds: float
+    tokens: int
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def best_of(repeats: int, runs: dict[str, Callable[[], int]]) -> list[Speed]:
+    """Time each run (it returns tokens produced) `repeats` times, interleaved; keep the best."""
+    for run in runs.values():
+        run()
+    best: dict[str, tuple[float, int]] = {}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            tokens = run()
+            elapsed = time.perf_counter() - started
+            if name not in best or elapsed < best[name][0]:
+                best[name] = (elapsed, tokens)
+    return [Speed(name, *best[name]) for name in runs]
+
+
+def translation(model: Path, texts: Sequence[str], *, cache: Path, batch_size: int = 8,
+                beams: int = 4, repeats: int = 3) -> list[Speed]:
+    """transformers vs CTranslate2 (int8 and float32) on one Marian/NLLB checkpoint."""
+    from server.pipeline.models import Device
+    from server.pipeline.translate import load_translator
+
+    device = Device("cpu")
+    backends = {
+        "transformers fp32": load_translator(str(model), device, offline=True, setting="bench",
+                                             backend="transformers"),
+        "ctranslate2 int8": load_translator(str(model), device, offline=True, setting="bench",
+                                            backend="ctranslate2", cache_root=cache),
+        "ctranslate2 fp32": load_translator(str(model), device, offline=True, setting="bench",
+                                            backend="ctranslate2", cache_root=cache,
+                                            compute_type="float32"),
+    }
+    tokenizer = backends["transformers fp32"].tokenizer  # type: ignore[attr-defined]
+
+    def run(translator: object) -> Callable[[], int]:
+        def go() -> int:
+            tokens = 0
+            for start in range(0, len(texts), batch_size):
+                out = translator.translate(  # type: ignore[attr-defined]
+                    texts[start:start + batch_size], "en", "es", beams=beams)
+                tokens += sum(len(ids) for ids in tokenizer(text_target=out)["input_ids"])
+            return tokens
+        return go
+
+    return best_of(repeats, {name: run(t) for name, t in backends.items()})
+
+
+def whisper(folder: Path, audio: np.ndarray, *, max_new_tokens: int = 96,
+            repeats: int = 2) -> list[Speed]:
+    """faster-whisper vs transformers' Whisper on the same random tiny.en-shaped model.
+
+    Both decode greedily (temperature 0), without timestamps, one 30 s window at a time,
+    to at most `max_new_tokens` per window.
+    """
+    import torch
+    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from bench._whisper_pair import build_pair
+
+    hf, ct2 = build_pair(folder)
+    processor = WhisperProcessor.from_pretrained(hf)
+    reference = WhisperForConditionalGeneration.from_pretrained(hf).eval()
+    windows = [audio[i:i + 16_000 * 30] for i in range(0, audio.size, 16_000 * 30)]
+
+    def transformers_run() -> int:
+        tokens = 0
+        for window in windows:
+            features = processor(window, sampling_rate=16_000, return_tensors="pt")
+            with torch.inference_mode():
+                out = reference.generate(features.input_features, max_new_tokens=max_new_tokens,
+                                         num_beams=1, do_sample=False)
+            tokens += int(out.shape[1])
+        return tokens
+
+    def faster_run(model: object) -> Callable[[], int]:
+        def go() -> int:
+            tokens = 0
+            for window in windows:
+                segments, _ = model.transcribe(  # type: ignore[attr-defined]
+                    window, language="en", beam_size=1, temperature=0.0,
+                    without_timestamps=True, vad_filter=False,
+                    condition_on_previous_text=False, max_new_tokens=max_new_tokens)
+                tokens += sum(len(s.tokens) for s in segments)
+            return tokens
+        return go
+
+    return best_of(repeats, {
+        "transformers fp32": transformers_run,
+        "faster-whisper fp32": faster_run(WhisperModel(str(ct2), device="cpu",
+                                                       compute_type="float32")),
+        "faster-whisper int8": faster_run(WhisperModel(str(ct2), device="cpu",
+                                                       compute_type="int8")),
+    })

@@ -1,0 +1,38 @@
+"""The commands that need no server: serve, token."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+from ._connect import default_subject
+from ._exit import OK
+from ._remote import Io
+
+if TYPE_CHECKING:
+    from server.settings import Settings
+
+
+async def serve(args: argparse.Namespace, settings: Settings, io: Io) -> int:
+    from rich.logging import RichHandler
+
+    from server.app import serve as run
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=io.err)]
+    )
+    await run(settings, with_bridge=not args.no_bridge)
+    return OK
+
+
+def token(args: argparse.Namespace, settings: Settings, io: Io) -> int:
+    from server.auth import TokenAuthority
+
+    if args.ttl is not None and args.ttl <= 0:
+        from ._exit import UsageError
+
+        raise UsageError("--ttl must be a positive number of seconds")
+    minted = TokenAuthority(settings).mint(args.sub or default_subject(), args.ttl)
+    io.out.out(minted, highlight=False)
+    return OK

@@ -1,0 +1,203 @@
+"""Running one job to its end, wherever it runs: the in-process runner or a procrastinate
+worker. Takes the job, drives the engine in a worker thread, records the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+from octavia.errors import NotFound, Reason
+
+from ._context import RunnerContext
+from .artifacts import ArtifactStore
+from .engine import Engine, EngineError, JobCancelled, JobResult, JobSpec
+from .jobs import EventType, Phase, Status
+from .settings import Settings
+from .store import JobEvent, JobRecord, JobStore
+from .store.models import utcnow
+from .store.store import JobIsFinal, Mutation
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[JobEvent], None]
+
+
+class JobExecutor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        publish: Publish,
+        engine: Engine,
+        artifacts: ArtifactStore,
+        threads: int,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.publish = publish
+        self.engine = engine
+        self.artifacts = artifacts
+        self.running: dict[str, RunnerContext] = {}
+        self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="octavia-job")
+
+    async def change(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+        """Store a change and publish its event; None when nothing changed or the job is over."""
+        try:
+            event = await self.store.change(job_id, mutation)
+        except JobIsFinal:
+            return None
+        if event is not None:
+            self.publish(event)
+        return event
+
+    def cancel_local(self, job_id: str) -> None:
+        context = self.running.get(job_id)
+        if context is not None:
+            context.cancelled.set()
+
+    def stop_all(self) -> None:
+        """Ask every running engine to stop at its next check."""
+        for context in self.running.values():
+            context.cancelled.set()
+
+    async def close(self) -> None:
+        """Stop running engines and wait for their threads while the loop runs on (a
+        thread may be waiting on this loop to store its last report)."""
+        self.stop_all()
+        await asyncio.to_thread(self._threads.shutdown, wait=True, cancel_futures=True)
+
+    async def take(self, job_id: str) -> bool:
+        """Mark the job as processing; False when it is already over (e.g. cancelled)."""
+        return await self.change(job_id, _taken) is not None
+
+    async def run(self, job_id: str, *, watch_store: bool = False) -> None:
+        """Run a taken job to its end; `watch_store` also notices a cancel written by
+        another process."""
+        try:
+            record = await self.store.get(job_id)
+        except NotFound:
+            return
+        workdir = self.settings.data_dir / "work" / job_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = JobSpec(
+            job_id=job_id,
+            media_path=Path(record.media_path),
+            filename=record.source_filename,
+            target_language=record.target_language,
+            source_language=record.source_language,
+            mix_mode=record.mix_mode,
+            workdir=workdir,
+        )
+        loop = asyncio.get_running_loop()
+        context = RunnerContext(
+            job_id,
+            self._apply_for(job_id),
+            loop,
+            self.artifacts.writer(job_id),
+            self.settings.progress_interval_seconds,
+            reached=record.phase,
+            is_over=self._is_over(job_id) if watch_store else None,
+        )
+        self.running[job_id] = context
+        try:
+            result = await loop.run_in_executor(self._threads, self.engine.run, spec, context)
+        except JobCancelled:
+            await self._discard(job_id)
+        except EngineError as error:
+            await self._fail(job_id, context.phase, error.message, error.reason, error.retryable)
+        except MemoryError:
+            await self._fail(job_id, context.phase, "ran out of memory", Reason.OUT_OF_MEMORY,
+                             True)
+        except Exception as error:
+            log.exception("job %s failed in %s", job_id, context.phase)
+            message = f"{context.phase.value} failed: {type(error).__name__}: {error}"
+            await self._fail(job_id, context.phase, message, Reason.STAGE_FAILED, False)
+        else:
+            await self._complete(job_id, result)
+        finally:
+            self.running.pop(job_id, None)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _apply_for(self, job_id: str) -> Callable[[Mutation], object]:
+        async def apply(mutation: Mutation) -> JobEvent | None:
+            try:
+                event = await self.store.change(job_id, mutation)
+            except JobIsFinal:
+                self.cancel_local(job_id)  # cancelled elsewhere: stop the engine
+                return None
+            if event is not None:
+                self.publish(event)
+            return event
+
+        return apply
+
+    def _is_over(self, job_id: str) -> Callable[[], object]:
+        async def is_over() -> bool:
+            return (await self.store.get(job_id)).is_terminal
+
+        return is_over
+
+    async def _complete(self, job_id: str, result: JobResult) -> None:
+        def mutate(job: JobRecord) -> EventType:
+            job.status = Status.COMPLETED
+            job.phase = Phase.COMPLETED
+            job.progress = 100.0
+            job.current_step = "Completed"
+            job.completed_at = utcnow()
+            job.started_at = job.started_at or job.completed_at
+            job.output_file = result.output_file
+            job.artifacts = [asdict(a) for a in result.artifacts]
+            job.eta_seconds = 0.0
+            return EventType.COMPLETED
+
+        if await self.change(job_id, mutate) is None:  # cancelled at the last moment
+            await self._discard(job_id)
+
+    async def _fail(
+        self, job_id: str, phase: Phase, message: str, reason: str, retryable: bool
+    ) -> None:
+        await self.change(job_id, failure(phase, message, reason, retryable))
+        await self._discard(job_id)
+
+    async def _discard(self, job_id: str) -> None:
+        await asyncio.to_thread(self.artifacts.discard, job_id)
+
+
+def failure(phase: Phase | str, message: str, reason: str, retryable: bool) -> Mutation:
+    """The change that ends a job as failed."""
+    phase_name = Phase(phase).value
+
+    def mutate(job: JobRecord) -> EventType:
+        job.status = Status.FAILED
+        job.phase = Phase.FAILED
+        job.error_message = message
+        job.error_reason = reason
+        job.error_retryable = retryable
+        job.error_phase = phase_name
+        job.current_step = "Failed" if phase_name == "pending" else f"Failed while {phase_name}"
+        job.completed_at = utcnow()
+        job.eta_seconds = None
+        return EventType.FAILED
+
+    return mutate
+
+
+def cancellation(job: JobRecord) -> EventType:
+    job.status = Status.CANCELLED
+    job.phase = Phase.CANCELLED
+    job.current_step = "Cancelled"
+    job.completed_at = utcnow()
+    job.eta_seconds = None
+    return EventType.CANCELLED
+
+
+def _taken(job: JobRecord) -> EventType:
+    job.status = Status.PROCESSING
+    job.started_at = job.started_at or utcnow()
+    job.current_step = "Starting" if job.phase == Phase.PENDING else f"Resuming ({job.phase})"
+    return EventType.UPDATED
