@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--online", action="store_true", help="allow model downloads")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
+    parser.add_argument("--sentences", type=int, default=16, help="sentences to translate")
     parser.add_argument("--tts-workers", type=int, default=1, help="voice workers (overlap)")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections: {', '.join(SECTIONS)}")
@@ -175,9 +176,10 @@ def main() -> None:
         if sections & {"stages", "overlap"}:
             jobs(settings, media, duration, args, sections)
         if "translation" in sections:
-            translations(root, Path(marian) if not args.translation else None, media)
+            translations(root, Path(marian) if not args.translation else None,
+                         args.sentences, args.repeats)
         if "whisper" in sections:
-            whispers(root, media)
+            whispers(root, media, args.repeats)
 
 
 def machine() -> str:
@@ -244,34 +246,30 @@ def jobs(settings: Settings, media: Path, duration: float, args: argparse.Namesp
     engine.close()
 
 
-def transcript_texts(media: Path) -> list[str]:
-    """Sentences to translate: the bench's own, repeated to a few batches' worth."""
-    return [SENTENCES[i % len(SENTENCES)] + f" Line {i}." for i in range(32)]
-
-
-def translations(root: Path, tiny: Path | None, media: Path) -> None:
+def translations(root: Path, tiny: Path | None, count: int, repeats: int) -> None:
     from bench import _compare
 
-    texts = transcript_texts(media)
+    texts = [SENTENCES[i % len(SENTENCES)] + f" Line {i}." for i in range(count)]
     models = {} if tiny is None else {"tiny Marian (d16, 1 layer)": tiny}
     models["OPUS-MT-sized random Marian"] = _tiny_models.build_tiny_marian(
         root / "marian-opus", opus_sized=True)
     print(f"\nTranslation, {len(texts)} sentences, batch 8, beam 4, CPU")
     print(f"{'model':<30}{'backend':<20}{'seconds':>9}{'tokens':>8}{'tokens/s':>10}{'vs ref':>8}")
     for label, folder in models.items():
-        speeds = _compare.translation(folder, texts, cache=root / "ct2-cache")
+        speeds = _compare.translation(folder, texts, cache=root / "ct2-cache",
+                                      repeats=repeats)
         reference = speeds[0].tokens_per_second
         for speed in speeds:
             print(f"{label:<30}{speed.name:<20}{speed.seconds:>9.2f}{speed.tokens:>8}"
                   f"{speed.tokens_per_second:>10.0f}{speed.tokens_per_second / reference:>7.2f}x")
 
 
-def whispers(root: Path, media: Path) -> None:
+def whispers(root: Path, media: Path, repeats: int) -> None:
     from bench import _compare
     from server.pipeline.media import decode_audio
 
     audio = decode_audio(media)[: 16_000 * 60]
-    speeds = _compare.whisper(root / "whisper-pair", audio)
+    speeds = _compare.whisper(root / "whisper-pair", audio, repeats=repeats)
     print(f"\nWhisper, random tiny.en-shaped model, {audio.size / 16_000:.0f} s in 30 s "
           "windows, greedy, no timestamps, <= 96 tokens a window")
     print(f"{'implementation':<22}{'seconds':>9}{'tokens':>8}{'tokens/s':>10}{'vs ref':>8}")

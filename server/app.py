@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import signal
-from collections.abc import Callable
 from typing import Any
 
 from grpc import aio
@@ -16,25 +14,20 @@ from octavia.v1 import jobs_pb2, jobs_pb2_grpc
 
 from .artifacts import ArtifactStore
 from .auth import TokenAuthority
+from .distributed.dispatcher import QueueDispatcher
+from .distributed.relay import EventRelay
+from .distributed.worker import Worker
 from .engine import Engine
+from .engine.loading import load_engine
 from .events import EventBus
 from .health import HealthMonitor
 from .interceptors import AuthInterceptor
-from .runner import JobRunner
+from .runner import Dispatcher, JobRunner
 from .service import JobService
 from .settings import Settings
 from .store import JobStore
 
 log = logging.getLogger(__name__)
-
-
-def load_engine(settings: Settings) -> Engine:
-    """Build the engine named by `settings.engine` (`module:factory`)."""
-    module_name, _, attribute = settings.engine.partition(":")
-    factory: Callable[[Settings], Engine] = getattr(
-        importlib.import_module(module_name), attribute
-    )
-    return factory(settings)
 
 
 class OctaviaServer:
@@ -47,8 +40,22 @@ class OctaviaServer:
         self.store = JobStore(settings.database_url_resolved)
         self.bus = EventBus()
         self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
-        self.engine = engine if engine is not None else load_engine(settings)
-        self.runner = JobRunner(settings, self.store, self.bus, self.engine, self.artifacts)
+        self.dispatcher: Dispatcher
+        self.relay: EventRelay | None = None
+        self.worker: Worker | None = None
+        if settings.queue == "procrastinate":
+            if not self.store.notifies:
+                raise ValueError("OCTAVIA_QUEUE=procrastinate needs a PostgreSQL "
+                                 "OCTAVIA_DATABASE_URL")
+            self.dispatcher = QueueDispatcher(settings, self.store)
+            self.relay = EventRelay(self.store, self.bus)
+            if settings.run_worker:
+                self.worker = Worker(settings, engine, self.store)
+        else:
+            engine = engine if engine is not None else load_engine(settings)
+            self.dispatcher = JobRunner(settings, self.store, self.bus, engine, self.artifacts)
+        self._worker_stop = asyncio.Event()
+        self._worker_task: asyncio.Task[None] | None = None
         self.health = HealthMonitor(self.store)
         self.grpc = aio.server(
             interceptors=[AuthInterceptor(self.tokens)],
@@ -58,7 +65,7 @@ class OctaviaServer:
             ],
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(settings, self.store, self.bus, self.runner, self.artifacts), self.grpc
+            JobService(settings, self.store, self.bus, self.dispatcher, self.artifacts), self.grpc
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         reflection.enable_server_reflection(
@@ -81,7 +88,11 @@ class OctaviaServer:
 
     async def start(self) -> None:
         await self.store.migrate()
-        await self.runner.start()
+        if self.relay is not None:
+            await self.relay.start()
+        await self.dispatcher.start()
+        if self.worker is not None:
+            self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
         await self.health.start()
         await self.grpc.start()
         log.info("gRPC listening on %s", self.address)
@@ -89,8 +100,12 @@ class OctaviaServer:
     async def stop(self, grace: float = 5.0) -> None:
         await self.health.stop()
         await self.grpc.stop(grace)
-        await self.runner.stop()
-        self.engine.close()
+        await self.dispatcher.stop()
+        if self._worker_task is not None:
+            self._worker_stop.set()
+            await self._worker_task
+        if self.relay is not None:
+            await self.relay.stop()
         self.store.close()
 
     async def __aenter__(self) -> OctaviaServer:

@@ -106,6 +106,9 @@ class JobExecutor:
         self.running[job_id] = context
         try:
             result = await loop.run_in_executor(self._threads, self.engine.run, spec, context)
+        except asyncio.CancelledError:  # aborted (procrastinate) or shutting down
+            context.cancelled.set()  # the engine thread stops at its next check
+            raise
         except JobCancelled:
             await self._discard(job_id)
         except EngineError as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from octavia.errors import Reason, ResourceExhausted
 
@@ -23,6 +23,18 @@ from .store import JobEvent, JobRecord, JobStore
 from .store.models import utcnow
 
 log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """Where submitted jobs go and how they are cancelled: in-process, or a shared queue."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def submit(self, record: JobRecord) -> tuple[JobEvent, bool]: ...
+    async def cancel(self, job_id: str, owner: str) -> dict[str, Any]: ...
+
+    @property
+    def queue_depth(self) -> int: ...
 
 
 class JobRunner:
@@ -62,6 +74,7 @@ class JobRunner:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await self.executor.close()
+        self.executor.engine.close()
 
     # --- requests ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from .convert import event_to_proto, job_to_proto, snapshot_to_watch
 from .events import EventBus
 from .jobs import EventType
 from .principal import current_principal
-from .runner import JobRunner
+from .runner import Dispatcher
 from .settings import Settings
 from .store import JobStore
 
@@ -37,13 +37,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         settings: Settings,
         store: JobStore,
         bus: EventBus,
-        runner: JobRunner,
+        dispatcher: Dispatcher,
         artifacts: ArtifactStore,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
-        self.runner = runner
+        self.dispatcher = dispatcher
         self.artifacts = artifacts
 
     async def SubmitJob(
@@ -74,7 +74,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 target_language=target or "",
                 source_language=source_language,
             )
-            event, created = await self.runner.submit(record)
+            event, created = await self.dispatcher.submit(record)
         except BaseException:
             await asyncio.to_thread(submission.discard_source, source)
             raise
@@ -128,7 +128,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.CancelJobRequest, context: Context
     ) -> pb.CancelJobResponse:
         job_id = submission.check_job_id(request.job_id)
-        snapshot = await self.runner.cancel(job_id, current_principal().subject)
+        snapshot = await self.dispatcher.cancel(job_id, current_principal().subject)
         return pb.CancelJobResponse(job=job_to_proto(snapshot))
 
     async def ListJobs(

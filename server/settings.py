@@ -64,6 +64,18 @@ class Settings(BaseSettings):
     """Most jobs waiting at once; one more answers RESOURCE_EXHAUSTED."""
     concurrency: int = Field(default=1, ge=1)
     """Jobs run at the same time by the in-process engine."""
+    queue: Literal["embedded", "procrastinate"] = "embedded"
+    """Where jobs wait: `embedded` runs them in the serving process; `procrastinate` queues
+    them in PostgreSQL for `octavia worker` processes on any machine (scale-out)."""
+    run_worker: bool = True
+    """With the procrastinate queue, whether `octavia serve` also works jobs itself
+    (`--no-worker` makes an API-only replica)."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Runs of one job before it fails for good when its workers keep dying."""
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    """How often a worker tells PostgreSQL it is alive."""
+    stalled_after_seconds: float = Field(default=20.0, gt=0)
+    """A job whose worker has been silent this long is run again by another worker."""
     progress_interval_seconds: float = Field(default=0.05, ge=0)
     """Least time between two stored progress events of one job (phase changes always go)."""
     watch_buffer: int = Field(default=64, ge=4)
@@ -116,6 +128,10 @@ class Settings(BaseSettings):
     """Source-separation model for the `separated` mix mode (e.g. a Demucs name)."""
     max_resident_models: int = Field(default=4, ge=1)
     """Models kept loaded per process; the least recently used goes first."""
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url_resolved.startswith("postgresql")
 
     @property
     def database_url_resolved(self) -> str:

@@ -51,6 +51,8 @@ class JobRecord(SQLModel, table=True):
     artifacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     sequence: int = 0
     """Sequence of the latest event; events of a job are numbered 1, 2, 3…"""
+    task_id: int | None = None
+    """The procrastinate job that runs this job, with the procrastinate queue."""
 
     @property
     def is_terminal(self) -> bool:

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from octavia.errors import NotFound
-from sqlalchemy import event, func
+from sqlalchemy import event, func, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, create_engine, or_, select
@@ -27,6 +27,13 @@ from .migrate import upgrade
 from .models import JobEvent, JobRecord, utcnow
 
 T = TypeVar("T")
+
+# PostgreSQL channel on which every stored event is announced as "<job_id>:<sequence>".
+EVENTS_CHANNEL = "octavia_job_events"
+
+# Called inside the transaction that stores a new job, with the driver's connection:
+# enqueues the job's task so that there is no job without a task, nor a task without a job.
+Enqueue = Callable[[Any, JobRecord], int | None]
 
 # A mutation returns the event type it amounts to, or None for "nothing changed".
 Mutation = Callable[[JobRecord], EventType | None]
@@ -96,6 +103,8 @@ class JobStore:
     def __init__(self, url: str, *, threads: int = 4) -> None:
         self.url = url
         self.engine = create_db_engine(url)
+        self.notifies = self.engine.dialect.name == "postgresql"
+        """Whether every event is also announced on EVENTS_CHANNEL (other processes listen)."""
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="octavia-db")
         self._write_lock = threading.Lock()
 
@@ -146,13 +155,15 @@ class JobStore:
 
     # --- writes ------------------------------------------------------------------------
 
-    async def create(self, record: JobRecord) -> tuple[JobEvent, bool]:
-        """Store a new job and its SUBMITTED event.
+    async def create(
+        self, record: JobRecord, enqueue: Enqueue | None = None
+    ) -> tuple[JobEvent, bool]:
+        """Store a new job and its SUBMITTED event (and, with `enqueue`, its task).
 
         Returns (event, created). When the owner already used `request_id`, nothing is
         written and the existing job's latest snapshot comes back with created=False.
         """
-        return await self._run(self._create, record)
+        return await self._run(self._create, record, enqueue)
 
     async def change(self, job_id: str, mutation: Mutation) -> JobEvent | None:
         """Apply `mutation` to the job in one transaction and append the event it names.
@@ -238,13 +249,17 @@ class JobStore:
             )
             return int(session.exec(query).one())
 
-    def _create(self, record: JobRecord) -> tuple[JobEvent, bool]:
+    def _create(self, record: JobRecord, enqueue: Enqueue | None) -> tuple[JobEvent, bool]:
         with self._write_lock:
             try:
                 with Session(self.engine, expire_on_commit=False) as session:
                     record.sequence = 1
                     session.add(record)
                     session.flush()
+                    if enqueue is not None:
+                        driver = session.connection().connection.driver_connection
+                        record.task_id = enqueue(driver, record)
+                        session.add(record)
                     event = self._event(session, record, EventType.SUBMITTED)
                     session.commit()
                     session.expunge(event)
@@ -318,6 +333,11 @@ class JobStore:
             created_at=utcnow(),
         )
         session.add(event)
+        if self.notifies:  # delivered to listeners when the transaction commits
+            session.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": EVENTS_CHANNEL, "payload": f"{record.id}:{record.sequence}"},
+            )
         return event
 
     @staticmethod

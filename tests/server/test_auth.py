@@ -8,9 +8,9 @@ import uuid
 import grpc
 import jwt
 import pytest
-
 from octavia.errors import Reason, from_rpc_error
 from octavia.v1 import jobs_pb2 as pb
+
 from server.auth import TokenAuthority
 from server.settings import Settings
 from tests.conftest import SECRET

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from octavia.v1 import jobs_pb2 as pb
+
 from server.app import OctaviaServer
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
@@ -36,7 +36,7 @@ async def test_cancelling_a_running_job_stops_it_and_ends_its_watchers(
     assert messages[-1].event_type == pb.EVENT_TYPE_CANCELLED
 
     async def engine_stopped() -> bool:
-        return not server.runner.executor.running
+        return not server.dispatcher.executor.running
 
     await eventually(engine_stopped)
     status = await stub.GetStatus(pb.GetStatusRequest(job_id=job.job_id), metadata=auth)

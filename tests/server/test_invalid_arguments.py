@@ -6,9 +6,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from octavia.errors import Reason, from_rpc_error
 from octavia.v1 import jobs_pb2 as pb
+
 from tests.support.jobs import submit, submit_request
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from octavia.v1 import jobs_pb2 as pb
+
 from server.app import OctaviaServer
 from tests.support.jobs import submit, watch_all
 

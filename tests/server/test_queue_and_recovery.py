@@ -6,9 +6,9 @@ import threading
 
 import grpc
 import pytest
-
 from octavia.errors import Reason, from_rpc_error
 from octavia.v1 import jobs_pb2 as pb
+
 from server.app import OctaviaServer
 from server.engine import EngineError
 from server.jobs import Phase

@@ -7,8 +7,8 @@ import threading
 
 import grpc
 import pytest
-
 from octavia.v1 import jobs_pb2 as pb
+
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
 

@@ -46,3 +46,14 @@ class ScriptedEngine:
 
     def close(self) -> None:
         self.closed = True
+
+
+def scripted(settings: object) -> ScriptedEngine:
+    """Engine factory for subprocesses (`OCTAVIA_ENGINE=tests.support.engine:scripted`);
+    `OCTAVIA_SCRIPTED_DELAY` and `OCTAVIA_SCRIPTED_TICKS` set its pace."""
+    import os
+
+    return ScriptedEngine(
+        ticks=int(os.environ.get("OCTAVIA_SCRIPTED_TICKS", "3")),
+        delay=float(os.environ.get("OCTAVIA_SCRIPTED_DELAY", "0")),
+    )

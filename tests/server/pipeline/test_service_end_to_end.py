@@ -10,8 +10,8 @@ from typing import Any
 
 import av
 import pytest
-
 from octavia.v1 import jobs_pb2 as pb
+
 from server.app import OctaviaServer
 from server.settings import Settings
 from tests.support.jobs import submit, watch_all
@@ -33,7 +33,7 @@ def settings_overrides(pipeline_settings: Settings) -> dict[str, object]:
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Any]:
     """The production engine, built the way `octavia serve` builds it."""
-    from server.app import load_engine
+    from server.engine.loading import load_engine
 
     engine = load_engine(settings)
     yield engine

@@ -1,0 +1,100 @@
+"""`octavia worker`: runs queued jobs with the same executor as the embedded mode.
+
+A job whose worker died (no heartbeat for `stalled_after_seconds`) is run again by another
+worker, up to `max_attempts` runs; the re-run skips announcing phases already reached, so
+the event stream carries on without repeats. Then it fails with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import procrastinate
+from octavia.errors import Reason
+
+from ..artifacts import ArtifactStore
+from ..engine import Engine
+from ..engine.loading import load_engine
+from ..execution import JobExecutor, failure
+from ..settings import Settings
+from ..store import JobStore
+from .queue import QUEUE_NAME, TASK_NAME, worker_app
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, engine: Engine | None = None,
+                 store: JobStore | None = None) -> None:
+        self.settings = settings
+        self.store = store or JobStore(settings.database_url_resolved)
+        self._owns_store = store is None
+        self.engine = engine if engine is not None else load_engine(settings)
+        self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
+        # Events reach watchers through the store's NOTIFY and each replica's relay.
+        self.executor = JobExecutor(settings, self.store, lambda _event: None, self.engine,
+                                    self.artifacts, threads=settings.concurrency)
+        self.app = worker_app(settings, self._run_job)
+
+    async def _run_job(self, context: Any, job_id: str) -> None:
+        if await self.executor.take(job_id):
+            await self.executor.run(job_id, watch_store=True)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work jobs until `stop` is set."""
+        await self.store.migrate()
+        async with self.app.open_async():
+            worker = asyncio.create_task(self.app.run_worker_async(
+                queues=[QUEUE_NAME],
+                concurrency=self.settings.concurrency,
+                install_signal_handlers=False,
+                update_heartbeat_interval=self.settings.worker_heartbeat_seconds,
+                stalled_worker_timeout=self.settings.stalled_after_seconds,
+                fetch_job_polling_interval=1.0,
+                wait=True,
+            ), name="octavia-procrastinate-worker")
+            monitor = asyncio.create_task(self._retry_stalled(), name="octavia-stalled-jobs")
+            try:
+                await stop.wait()
+            finally:
+                self.executor.stop_all()
+                monitor.cancel()
+                worker.cancel()
+                await asyncio.gather(worker, monitor, return_exceptions=True)
+                await self.executor.close()
+                self.engine.close()
+                if self._owns_store:
+                    self.store.close()
+
+    async def _retry_stalled(self) -> None:
+        manager = self.app.job_manager
+        while True:
+            await asyncio.sleep(max(1.0, self.settings.worker_heartbeat_seconds))
+            try:
+                stalled = await manager.get_stalled_jobs(
+                    task_name=TASK_NAME,
+                    seconds_since_heartbeat=self.settings.stalled_after_seconds,
+                )
+                for job in stalled:
+                    await self._recover(manager, job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("checking for stalled jobs failed")
+
+    async def _recover(self, manager: Any, job: procrastinate.jobs.Job) -> None:
+        job_id = str(job.task_kwargs.get("job_id"))
+        if job.attempts + 1 < self.settings.max_attempts:
+            log.warning("job %s: its worker stopped; running it again", job_id)
+            await manager.retry_job(job)
+            return
+        log.error("job %s: its worker stopped %d times; giving up", job_id, job.attempts + 1)
+        record = await self.store.get(job_id)
+        await self.executor.change(job_id, failure(
+            record.phase,
+            f"its worker stopped {job.attempts + 1} times while {record.phase}; "
+            "submit it again",
+            Reason.INTERRUPTED, True))
+        await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
