@@ -1,4 +1,4 @@
-"""`python -m server.distributed [--api|--worker]`: a replica or a worker, from OCTAVIA_* settings."""
+"""`python -m server.distributed [--api|--worker]`: an API replica or a worker (OCTAVIA_*)."""
 
 from __future__ import annotations
 

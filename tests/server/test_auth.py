@@ -127,5 +127,5 @@ def test_issuer_and_audience_are_enforced_when_configured(tmp_path) -> None:
                                      jwt_audience="dubbing"))
     assert strict.verify(strict.mint("alice")).subject == "alice"
     for claims in ({"iss": "evil", "aud": "dubbing"}, {"iss": "octavia", "aud": "other"}, {}):
-        with pytest.raises(Exception, match="issuer|audience|missing"):
+        with pytest.raises(Exception, match=r"issuer|audience|missing"):
             strict.verify(forged(**claims))

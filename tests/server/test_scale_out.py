@@ -240,5 +240,6 @@ async def test_cancel_on_one_replica_stops_the_job_on_a_worker_elsewhere(
         assert final.job.status == pb.JOB_STATUS_CANCELLED
         assert final.job.phase == pb.JOB_PHASE_CANCELLED
         logs: Path = cluster["logs"]  # type: ignore[assignment]
-        worker_logs = "".join(p.read_text() for p in logs.glob("worker*.log"))
+        worker_logs = "".join(
+            await asyncio.to_thread(lambda: [p.read_text() for p in logs.glob("worker*.log")]))
         assert "ended with status: Aborted" in worker_logs, "procrastinate's abort reached it"

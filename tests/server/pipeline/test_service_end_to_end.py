@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Iterator
@@ -40,7 +41,8 @@ def engine(settings: Settings) -> Iterator[Any]:
 
 
 async def dub(stub: Any, auth: Any, media: Path) -> list[pb.WatchJobResponse]:
-    job = await submit(stub, media.read_bytes(), auth, filename=media.name, target_language="es",
+    content = await asyncio.to_thread(media.read_bytes)
+    job = await submit(stub, content, auth, filename=media.name, target_language="es",
                        source_language="en")
     return await watch_all(stub, job.job_id, auth)
 
