@@ -44,7 +44,8 @@ async def dub(stub: Any, auth: Any, media: Path) -> list[pb.WatchJobResponse]:
     content = await asyncio.to_thread(media.read_bytes)
     job = await submit(stub, content, auth, filename=media.name, target_language="es",
                        source_language="en")
-    return await watch_all(stub, job.job_id, auth)
+    # Replay from the submit: the job may already be transcribing when the watch starts.
+    return await watch_all(stub, job.job_id, auth, after=job.sequence)
 
 
 def check_story(messages: list[pb.WatchJobResponse]) -> pb.Job:
