@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .engine import ArtifactWriter, JobCancelled
+from .engine import ArtifactWriter, Checkpoints, JobCancelled
 from .jobs import RUNNING_PHASES, EventType, Phase, Status, overall_percentage
 from .store import JobEvent, JobRecord
 from .store.models import utcnow
@@ -42,6 +42,7 @@ class RunnerContext:
         writer: ArtifactWriter,
         min_interval: float,
         *,
+        checkpoints: Checkpoints,
         reached: str = Phase.PENDING,
         is_over: IsOver | None = None,
     ) -> None:
@@ -51,6 +52,7 @@ class RunnerContext:
         self._apply = apply
         self._loop = loop
         self._writer = writer
+        self._checkpoints = checkpoints
         self._min_interval = min_interval
         self._last_progress = 0.0
         self._reached = _rank(reached)
@@ -133,6 +135,9 @@ class RunnerContext:
 
     def artifact_writer(self) -> ArtifactWriter:
         return self._writer
+
+    def checkpoints(self) -> Checkpoints:
+        return self._checkpoints
 
     def _submit(self, mutation: Mutation) -> None:
         future = asyncio.run_coroutine_threadsafe(self._apply(mutation), self._loop)

@@ -70,10 +70,15 @@ class ArtifactStore:
                 remaining -= len(chunk)
                 yield chunk
 
+    def checkpoints(self, job_id: str) -> JobCheckpoints:
+        return JobCheckpoints(self, job_id)
+
     def discard(self, job_id: str) -> None:
-        path = f"{self.root.rstrip('/')}/{job_id}"
-        if self.fs.exists(path):
-            self.fs.rm(path, recursive=True)
+        """Remove a job's artifacts and checkpoints."""
+        root = self.root.rstrip("/")
+        for path in (f"{root}/{job_id}", f"{root}/{job_id}.checkpoints"):
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
 
 
 class JobArtifactWriter:
@@ -101,3 +106,26 @@ class JobArtifactWriter:
         with self._store.fs.open(target, "wb") as sink:
             sink.write(data)
         return ArtifactInfo(name, media_type, len(data), hashlib.sha256(data).hexdigest())
+
+
+class JobCheckpoints:
+    """A job's checkpoints: `<root>/<job_id>.checkpoints/<name>`, beside its artifacts."""
+
+    def __init__(self, store: ArtifactStore, job_id: str) -> None:
+        self._fs = store.fs
+        self._folder = f"{store.root.rstrip('/')}/{job_id}.checkpoints"
+
+    def load(self, name: str) -> bytes | None:
+        try:
+            with self._fs.open(f"{self._folder}/{check_artifact_name(name)}", "rb") as handle:
+                return handle.read()  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
+    def save(self, name: str, data: bytes) -> None:
+        target = f"{self._folder}/{check_artifact_name(name)}"
+        partial = f"{target}.partial"
+        self._fs.makedirs(self._folder, exist_ok=True)
+        with self._fs.open(partial, "wb") as handle:
+            handle.write(data)
+        self._fs.mv(partial, target)  # a reader never sees half a checkpoint

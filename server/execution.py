@@ -100,6 +100,7 @@ class JobExecutor:
             loop,
             self.artifacts.writer(job_id),
             self.settings.progress_interval_seconds,
+            checkpoints=self.artifacts.checkpoints(job_id),
             reached=record.phase,
             is_over=self._is_over(job_id) if watch_store else None,
         )

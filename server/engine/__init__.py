@@ -89,6 +89,21 @@ class JobContext(Protocol):
     def artifact_writer(self) -> ArtifactWriter:
         """Where this job's results go."""
 
+    def checkpoints(self) -> Checkpoints:
+        """Durable scratch space that outlives the process running the job."""
+
+
+class Checkpoints(Protocol):
+    """Stage outputs kept in the artifact store, so a job run again (its worker died) or
+    re-dubbed resumes from its last completed stage instead of starting over. Never shown
+    to clients; removed when the job fails or is cancelled."""
+
+    def load(self, name: str) -> bytes | None:
+        """The checkpoint saved under `name`, or None."""
+
+    def save(self, name: str, data: bytes) -> None:
+        """Save (atomically replace) the checkpoint `name`."""
+
 
 class ArtifactWriter(Protocol):
     """Stores the artifacts of one job; nothing is visible to clients until the job completes."""

@@ -25,7 +25,10 @@ class ScriptedEngine:
 
     def run(self, job: JobSpec, context: JobContext) -> JobResult:
         self.started.append(job.job_id)
+        checkpoints = context.checkpoints()
         for phase in RUNNING_PHASES:
+            if checkpoints.load(f"{phase.value}.done") is not None:
+                continue  # a previous run finished this stage
             if self.hold is not None:
                 while not self.hold.wait(0.01):
                     context.check_cancelled()
@@ -38,6 +41,7 @@ class ScriptedEngine:
                 if self.delay:
                     time.sleep(self.delay)
                 context.progress(tick / self.ticks, f"{phase.value} {tick}/{self.ticks}")
+            checkpoints.save(f"{phase.value}.done", b"1")
         writer = context.artifact_writer()
         audio = writer.put_file("dubbed.wav", job.media_path, "audio/wav")
         subtitles = writer.put_bytes("target.srt", b"1\n00:00:00,000 --> 00:00:01,000\nhola\n",
