@@ -10,6 +10,8 @@ import grpc
 from grpc import aio
 from octavia.v1 import jobs_pb2 as pb
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -49,8 +51,14 @@ async def submit_job(request: Request) -> Response:
         raise _too_large(limit)
     # The form spools the file to disk (python-multipart); reading it once below is the
     # only copy of the media held in memory.
-    bounded = Request(request.scope, _bounded(request.receive, limit + FORM_OVERHEAD, limit))
-    async with bounded.form(max_files=1, max_fields=16) as form:
+    receive = _Bounded(request.receive, limit + FORM_OVERHEAD)
+    try:
+        form = await Request(request.scope, receive).form(max_files=1, max_fields=16)
+    except HTTPException:
+        if receive.exceeded:
+            raise _too_large(limit) from None
+        raise
+    try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise BridgeError(400, "INVALID_ARGUMENT", "the form needs a 'file' part")
@@ -69,6 +77,8 @@ async def submit_job(request: Request) -> Response:
             request_id=fields.get("request_id") or request.headers.get("idempotency-key", ""),
             options=pb.JobOptions(mix_mode=MIX_MODES.get(mix_mode, 0)),  # type: ignore[arg-type]
         )
+    finally:
+        await form.close()
     response = await _stub(request).SubmitJob(
         message, metadata=caller.metadata, timeout=UNARY_TIMEOUT
     )
@@ -83,20 +93,26 @@ def _too_large(limit: int) -> BridgeError:
                        f"the file is larger than the server's limit of {limit} bytes")
 
 
-def _bounded(receive: Receive, most: int, limit: int) -> Receive:
-    """`receive` that refuses a body larger than `most` bytes, whatever Content-Length says."""
-    seen = 0
+class _Bounded:
+    """`receive` that stops a body larger than `most` bytes, whatever Content-Length says.
 
-    async def bounded_receive() -> ASGIMessage:
-        nonlocal seen
-        message = await receive()
+    It fails the parse with a MultiPartException: the one error on which the form parser
+    closes the files it has spooled so far."""
+
+    def __init__(self, receive: Receive, most: int) -> None:
+        self._receive = receive
+        self._most = most
+        self._seen = 0
+        self.exceeded = False
+
+    async def __call__(self) -> ASGIMessage:
+        message = await self._receive()
         if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > most:
-                raise _too_large(limit)
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._most:
+                self.exceeded = True
+                raise MultiPartException("request body too large")
         return message
-
-    return bounded_receive
 
 
 async def list_jobs(request: Request) -> Response:

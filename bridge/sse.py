@@ -58,29 +58,32 @@ class EventSourceResponse(Response):
         self.on_close = on_close
         self.status_code = 200
         self.background = None
+        self._open = False  # headers sent, body not ended
         self.init_headers(HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        tasks = {
-            asyncio.create_task(self._stream(send), name="sse-stream"),
-            asyncio.create_task(_disconnected(receive), name="sse-disconnect"),
-            asyncio.create_task(self.closing.wait(), name="sse-closing"),
-        }
+        stream = asyncio.create_task(self._stream(send), name="sse-stream")
+        gone = asyncio.create_task(_disconnected(receive), name="sse-disconnect")
+        closing = asyncio.create_task(self.closing.wait(), name="sse-closing")
+        tasks = (stream, gone, closing)
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             if self.on_close is not None:
                 self.on_close()
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
+        if not stream.cancelled() and stream.exception() is not None:
+            raise stream.exception()  # type: ignore[misc]
+        if closing.done() and not closing.cancelled() and self._open:
+            # Shutting down: end the body cleanly so EventSource reconnects, not errors.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _stream(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code,
                     "headers": self.raw_headers})
+        self._open = True
         await _body(send, f"retry: {self.retry_ms}\n\n".encode())
         pending: asyncio.Task[Message] | None = None
         try:
@@ -104,6 +107,7 @@ class EventSourceResponse(Response):
                 await asyncio.gather(pending, return_exceptions=True)
             await self.messages.aclose()  # type: ignore[attr-defined]
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self._open = False
 
 
 async def _next(messages: AsyncIterator[Message]) -> Message:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -24,10 +25,11 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-def held(engine: ScriptedEngine) -> threading.Event:
-    """Jobs wait before their first phase until the test lets them go."""
+def held(engine: ScriptedEngine) -> Iterator[threading.Event]:
+    """Jobs wait before their first phase until the test lets them go (or it ends)."""
     engine.hold = threading.Event()
-    return engine.hold
+    yield engine.hold
+    engine.hold.set()
 
 
 async def _status(http: httpx.AsyncClient, job_id: str, headers: dict[str, str]) -> str:
@@ -95,7 +97,7 @@ async def test_disconnect_cancels_the_upstream_watch(
 
     await asyncio.gather(*(open_and_leave() for _ in range(20)))
     await eventually(lambda: _watchers(server, 0), timeout=5)
-    assert await _status(live, job["job_id"], headers) == "pending"  # the job itself goes on
+    assert await _status(live, job["job_id"], headers) == "processing"  # the job goes on
 
 
 async def _watchers(server: OctaviaServer, count: int) -> bool:
@@ -121,17 +123,19 @@ async def test_idle_stream_sends_heartbeats_and_the_retry_hint(
 
 
 async def test_bridge_shutdown_ends_open_streams(
-    settings: object, server: OctaviaServer, headers: dict[str, str], wav: bytes,
+    server: OctaviaServer, headers: dict[str, str], wav: bytes,
     held: threading.Event,
 ) -> None:
     from bridge.run import bridge_server
 
-    async with bridge_server(server.settings, server.address) as port:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+    async with httpx.AsyncClient(timeout=10) as http:
+        async with bridge_server(server.settings, server.address) as port:
+            http.base_url = httpx.URL(f"http://127.0.0.1:{port}")
             job = await submit(http, headers, wav)
             stream = asyncio.create_task(stream_all(http, job["job_id"], headers))
             await eventually(lambda: _watchers(server, 1))
             stopping = asyncio.get_running_loop().time()
-    assert [e.json["status"] for e in await stream] == ["pending"]
+        events = await stream
+    assert [e.json["phase"] for e in events] == ["pending"]  # then a clean end
     assert asyncio.get_running_loop().time() - stopping < 3
     await eventually(lambda: _watchers(server, 0))
