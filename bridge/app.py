@@ -37,7 +37,7 @@ def create_app(settings: Settings, grpc_target: str | None = None) -> Starlette:
             ],
         )
         app.state.channel = channel
-        app.state.jobs = jobs_pb2_grpc.JobServiceStub(channel)
+        app.state.jobs = jobs_pb2_grpc.JobServiceStub(channel)  # type: ignore[no-untyped-call]
         app.state.health = health_pb2_grpc.HealthStub(channel)
         try:
             yield
@@ -52,7 +52,7 @@ def create_app(settings: Settings, grpc_target: str | None = None) -> Starlette:
             *routes_session.ROUTES,
             *web.routes(),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings

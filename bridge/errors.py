@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import grpc
 from octavia.errors import OctaviaError, Reason, from_rpc_error
 from starlette.exceptions import HTTPException
@@ -52,7 +54,7 @@ class BridgeError(Exception):
 
 def error_response(
     status: int, error: str, message: str, retryable: bool = False,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = {"error": error, "message": message, "retryable": retryable}
     return JSONResponse(body, status_code=status, headers=headers)

@@ -229,7 +229,7 @@ async def _messages(
             update = None
     except grpc.RpcError as error:
         # Headers are gone; end the stream and let EventSource resume from its last id.
-        log.warning("watch of job %s ended: %s", job_id, error.code())  # type: ignore[attr-defined]
+        log.warning("watch of job %s ended: %s", job_id, error.code())
     finally:
         call.cancel()
 

@@ -17,7 +17,7 @@ from .app import create_app
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_GRACE = 5.0
+SHUTDOWN_GRACE = 5
 """Seconds open requests get to finish once the bridge is asked to stop."""
 
 

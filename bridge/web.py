@@ -42,7 +42,7 @@ async def healthz(request: Request) -> Response:
         reply = await check(health_pb2.HealthCheckRequest(service=HEALTH_SERVICE),
                             timeout=HEALTH_TIMEOUT)
     except grpc.RpcError as error:
-        code = error.code()  # type: ignore[attr-defined]
+        code = error.code()
         return JSONResponse({"status": "unavailable", "grpc": code.name.lower()},
                             status_code=503)
     serving = reply.status == health_pb2.HealthCheckResponse.SERVING

@@ -7,17 +7,23 @@ the reference the benchmark compares against. Mixing and encoding follow either 
 Every stage checks for cancellation between its units of work (segments, batches,
 files). Results are written to the job's workdir first and handed to the artifact
 writer only once all of them are complete, so no half-written artifact is reported.
+
+Each stage saves its output as a job checkpoint and, when the job runs again (its worker
+died), loads what exists and computes only what is missing (`checkpoints`). A stage
+whose output is all saved loads no model; its phase is still entered and completed, and
+the runner does not announce a phase twice. A resumed stage's speed is not recorded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 from octavia.errors import Reason
@@ -27,6 +33,7 @@ from ..jobs import MixMode, Phase
 from ._audio import resample
 from ._overlap import Overlap, Speak, Translate
 from ._progress import ProgressBoard
+from .checkpoints import CachedTranscript, Speech, StageCheckpoints, Translations, speech_key
 from .eta import JobClock
 from .fit import DubbedLine, fit_to_slot
 from .media import (
@@ -42,7 +49,8 @@ from .mix import mix, place, require_separation, separate_background
 from .models import Resident, is_out_of_memory
 from .outputs import VIDEO_MEDIA_TYPES, mux_video, video_suffix, write_m4a, write_wav
 from .report import transcript_document, write_subtitles
-from .transcribe import Segment, Transcript, stream, transcribe
+from .synthesize import voice_name
+from .transcribe import Segment, Transcript, TranscriptStream, stream, transcribe
 from .translate import translate_all
 
 if TYPE_CHECKING:
@@ -51,6 +59,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ETA_INTERVAL = 1.0
+
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """A value loaded on first use (a model a resumed job may not need at all)."""
+
+    def __init__(self, load: Callable[[], T]) -> None:
+        self._load = load
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        with self._lock:
+            if self._value is None:
+                self._value = self._load()
+            return self._value
 
 
 class DubbingJob:
@@ -63,29 +88,63 @@ class DubbingJob:
         self._eta_sent = 0.0
         self._original: np.ndarray | None = None
         """The media at the mix rate, when it was decoded along with the ASR audio."""
+        settings = engine.settings
+        self.saved = StageCheckpoints(context, job.job_id)
+        self._asr_name = settings.asr_model
+        """The speech recognition model that made the transcript (a saved one's, if reused)."""
+        self._translation_model: str | None = None
+        self._voice = voice_name(settings.tts_voices, settings.tts_fallback_voice,
+                                 job.target_language)
+        self._reused_stage = False
+        """The sequential stage under way reused saved work: its speed is not recorded."""
+
+    @property
+    def work(self) -> dict[str, int]:
+        """What this job computed and what it reused from checkpoints (see `checkpoints`)."""
+        return dict(self.saved.work)
 
     def run(self) -> JobResult:
+        try:
+            return self._run()
+        finally:
+            self.engine.record_work(self.saved.work)
+            log.info("job %s: stage work %s", self.job.job_id, dict(self.saved.work))
+
+    def _run(self) -> JobResult:
         require_separation(self.job.mix_mode, self.engine.settings.separation_model)
         self.job.workdir.mkdir(parents=True, exist_ok=True)
         self.context.enter(Phase.TRANSCRIBING, "Reading the media")
+        cached = self.saved.load_transcript(self.job.source_language)
+        audio: np.ndarray | None = None
         with self._stage("reading the media"):
             info = probe(self.job.media_path, max_seconds=self.engine.settings.max_media_seconds)
             self.context.update(media_duration_seconds=info.duration_seconds)
-            audio = self._decode(info)
-            ensure_audible(audio)
+            if cached is None:  # a saved transcript needs no ASR audio
+                audio = self._decode(info)
+                ensure_audible(audio)
         self.context.check_cancelled()
+        if cached is not None:
+            self.saved.count("transcript_reused")
+            self._asr_name = cached.asr_model or self._asr_name
         if self.options.overlap:
-            return self._finish(info, *self._overlapped(audio))
+            return self._finish(info, *self._overlapped(audio, cached))
         self.clock = JobClock(self.engine.speeds, info.duration_seconds)
         self._report_eta(0.0, force=True)
-        transcript = self._transcribe(audio)
+        if cached is None:
+            assert audio is not None
+            transcript = self._transcribe(audio)
+        else:
+            transcript = cached.transcript
+            self._reused_stage = True
+            self.context.progress(1.0, f"Reused the transcript of {len(transcript.segments)} "
+                                       "segments")
         del audio
         source = self.job.source_language or transcript.language
         if self.job.source_language is None:
             self.context.update(source_language=source)
         self._translate(transcript, source)
-        lines, voice_name = self._synthesize(transcript)
-        return self._finish(info, transcript, source, lines, voice_name)
+        lines, voice = self._synthesize(transcript, eager=cached is None)
+        return self._finish(info, transcript, source, lines, voice)
 
     def _decode(self, info: MediaInfo) -> np.ndarray:
         """The ASR audio; short media is decoded once for the mix too, in the same pass."""
@@ -97,34 +156,75 @@ class DubbingJob:
 
     # --- Overlapped stages -----------------------------------------------------------
 
-    def _overlapped(self, audio: np.ndarray) -> tuple[Transcript, str, list[DubbedLine], str]:
-        self.context.progress(0.0, "Loading the speech recognition model")
-        with self._stage("transcription"):
-            started = stream(self.engine.asr_model().model, audio,
-                             language=self.job.source_language, options=self.options)
+    def _overlapped(self, audio: np.ndarray | None, cached: CachedTranscript | None,
+                    ) -> tuple[Transcript, str, list[DubbedLine], str]:
+        """The three stages at once; a saved transcript is replayed instead of decoded.
+
+        A fresh job loads the translation and voice models while Whisper decodes; a
+        resumed one loads them only once a segment needs them.
+        """
+        resume = cached is not None
+        if cached is None:
+            assert audio is not None
+            self.context.progress(0.0, "Loading the speech recognition model")
+            with self._stage("transcription"):
+                started = stream(self.engine.asr_model().model, audio,
+                                 language=self.job.source_language, options=self.options)
+        else:
+            saved = cached.transcript
+            started = TranscriptStream(saved.language, saved.language_probability,
+                                       saved.duration,
+                                       iter([(s, s.end) for s in saved.segments]))
         del audio
         source = self.job.source_language or started.language
         if self.job.source_language is None:
             self.context.update(source_language=source)
         target = self.job.target_language
-        voices: list[Resident] = []
+        translations = self.saved.load_translations(source, target)
 
         def load_translate() -> Translate | None:
             if source == target:
                 return None
-            resident = self.engine.translator(source, target)
+            translator = _Lazy(lambda: self.engine.translator(source, target))
+            if not resume:
+                translator()
 
             def translate(texts: list[str]) -> list[str]:
+                resident = translator()
                 with resident.lock:
-                    return resident.model.translate(  # type: ignore[no-any-return]
+                    out: list[str] = resident.model.translate(
                         texts, source, target, beams=self.options.translation_beams)
+                self.saved.count("translated", len(texts))
+                return out
 
             return translate
 
+        def reuse_translation(index: int, segment: Segment) -> str | None:
+            text = translations.get(index, segment)
+            if text is not None:
+                self.saved.count("translation_reused")
+            return text
+
+        def on_transcribed(segments: list[Segment]) -> None:
+            self.saved.count("transcribed")
+            if not resume:
+                self.saved.save_transcript(
+                    Transcript(started.language, started.language_probability,
+                               started.duration, segments),
+                    self.job.source_language, self._asr_name)
+
+        def on_translated(segments: list[Segment]) -> None:
+            self._save_translations(segments, source, translations)
+
         def load_speaker(replica: int) -> Speak:
-            resident = self.engine.voice_replica(target, replica)
-            voices.append(resident)
-            return lambda text: self._speak(resident, text)
+            voice = _Lazy(lambda: self.engine.voice_replica(target, replica))
+            if not resume:
+                voice()
+
+            def speak(index: int, text: str) -> np.ndarray:
+                return self._voice_line(index, text, voice)
+
+            return speak
 
         board = ProgressBoard(self.context, self.engine.speeds, started.duration)
         done = Overlap(
@@ -133,20 +233,47 @@ class DubbingJob:
                            for i in range(max(self.options.tts_workers, 1))],
             board=board, guard=self._stage, check_cancelled=self.context.check_cancelled,
             batch_size=self.options.translation_batch_size,
-            queue_size=self.options.overlap_queue_size).run()
+            queue_size=self.options.overlap_queue_size, reuse_translation=reuse_translation,
+            on_transcribed=on_transcribed, on_translated=on_translated).run()
         board.complete()
+        reused = {"transcribe": resume, "translate": self.saved.work["translation_reused"] > 0,
+                  "synthesize": self.saved.work["speech_reused"] > 0}
         for stage, busy in done.busy.items():
-            self.engine.speeds.record(stage, started.duration, busy)
+            if not reused[stage]:  # a partly resumed stage would look far too fast
+                self.engine.speeds.record(stage, started.duration, busy)
         transcript = Transcript(started.language, started.language_probability,
                                 started.duration, done.segments)
         lines = [self._fit(transcript, index, speech)
                  for index, speech in enumerate(done.speech)]
-        return transcript, source, lines, str(voices[0].model.name)
+        return transcript, source, lines, self._voice
 
-    def _speak(self, resident: Resident, text: str) -> np.ndarray:
+    def _voice_line(self, index: int, text: str, voice: Callable[[], Resident]) -> np.ndarray:
+        """Segment `index`'s speech at the mix rate: the saved line if its key matches."""
+        target = self.job.target_language
+        key = speech_key(text, self._voice, target)
+        saved = self.saved.load_speech(index, key)
+        if saved is not None:
+            self.saved.count("speech_reused")
+            return resample(saved.samples, saved.sample_rate, self.options.mix_sample_rate)
+        resident = voice()
         with resident.lock:
-            speech = resident.model.speak(text, self.job.target_language)
-        return resample(speech, resident.model.sample_rate, self.options.mix_sample_rate)
+            speech = resident.model.speak(text, target)
+        rate = int(resident.model.sample_rate)
+        self.saved.count("voiced")
+        self.saved.save_speech(index, key, Speech(speech, rate))
+        return resample(speech, rate, self.options.mix_sample_rate)
+
+    def _save_translations(self, segments: Sequence[Segment], source: str,
+                           saved: Translations) -> None:
+        """Save the target texts unless all of them were loaded; note the model used."""
+        target = self.job.target_language
+        if source != target:
+            translated = self.saved.work["translated"] > 0
+            self._translation_model = (
+                (self.engine.translation_model_name(source, target) if translated else None)
+                or saved.model or self.engine.translation_model_name(source, target))
+        if self.saved.work["translation_reused"] < len(segments):
+            self.saved.save_translations(segments, source, target, self._translation_model)
 
     def _fit(self, transcript: Transcript, index: int, speech: np.ndarray) -> DubbedLine:
         """Fit a voiced line into its slot; it may spill into the pause before the next."""
@@ -178,6 +305,8 @@ class DubbingJob:
 
             transcript = transcribe(resident.model, audio, language=self.job.source_language,
                                     options=self.options, on_segment=on_segment)
+        self.saved.count("transcribed")
+        self.saved.save_transcript(transcript, self.job.source_language, self._asr_name)
         self.context.progress(1.0, f"Transcribed {len(transcript.segments)} segments")
         return transcript
 
@@ -186,48 +315,71 @@ class DubbingJob:
         segments = transcript.segments
         self.context.enter(Phase.TRANSLATING, f"Translating {source} → {target}")
         self._finish_clock("translate")
+        saved = self.saved.load_translations(source, target)
+        missing: list[int] = []
+        for index, segment in enumerate(segments):
+            text = saved.get(index, segment)
+            if text is None:
+                missing.append(index)
+            else:
+                segment.translation = text
+        if len(missing) < len(segments):
+            self._reused_stage = True
+            self.saved.count("translation_reused", len(segments) - len(missing))
         if source == target:
-            for segment in segments:
-                segment.translation = segment.text
+            for index in missing:
+                segments[index].translation = segments[index].text
             self.context.progress(1.0, "Source and target language match: nothing to translate")
-            return
-        with self._stage("translation"):
-            resident = self.engine.translator(source, target)
-            self._start_clock("translate")
+        elif not missing:
+            self.context.progress(1.0, f"Reused the translations of {len(segments)} segments")
+        else:
+            with self._stage("translation"):
+                resident = self.engine.translator(source, target)
+                self._start_clock("translate")
 
-            def translate_batch(texts: Sequence[str]) -> list[str]:
-                with resident.lock:
-                    return resident.model.translate(  # type: ignore[no-any-return]
-                        texts, source, target, beams=self.options.translation_beams)
+                def translate_batch(texts: Sequence[str]) -> list[str]:
+                    with resident.lock:
+                        out: list[str] = resident.model.translate(
+                            texts, source, target, beams=self.options.translation_beams)
+                    self.saved.count("translated", len(texts))
+                    return out
 
-            def on_batch(done: int) -> None:
-                self.context.progress(done / len(segments),
-                                      f"Translated {done} of {len(segments)} segments")
-                self._report_eta(done / len(segments))
-                self.context.check_cancelled()
+                def on_batch(done: int) -> None:
+                    fraction = (len(segments) - len(missing) + done) / len(segments)
+                    self.context.progress(fraction, f"Translated {done} of {len(missing)} "
+                                                    "segments")
+                    self._report_eta(fraction)
+                    self.context.check_cancelled()
 
-            texts = translate_all(translate_batch, [s.text for s in segments],
-                                  batch_size=self.options.translation_batch_size,
-                                  on_batch=on_batch)
-        for segment, text in zip(segments, texts, strict=True):
-            segment.translation = text
+                texts = translate_all(translate_batch, [segments[i].text for i in missing],
+                                      batch_size=self.options.translation_batch_size,
+                                      on_batch=on_batch)
+            for index, text in zip(missing, texts, strict=True):
+                segments[index].translation = text
+        self._save_translations(segments, source, saved)
 
-    def _synthesize(self, transcript: Transcript) -> tuple[list[DubbedLine], str]:
+    def _synthesize(self, transcript: Transcript, *, eager: bool,
+                    ) -> tuple[list[DubbedLine], str]:
+        """Voice every segment; `eager` loads the voice up front (a fresh job needs it)."""
         segments = transcript.segments
         self.context.enter(Phase.SYNTHESIZING, "Loading the voice")
         self._finish_clock("synthesize")
         lines: list[DubbedLine] = []
         with self._stage("speech synthesis"):
-            resident = self.engine.voice(self.job.target_language)
+            voice = _Lazy(lambda: self.engine.voice(self.job.target_language))
+            if eager:
+                voice()
             self._start_clock("synthesize")
             for index, segment in enumerate(segments):
                 self.context.check_cancelled()
-                lines.append(self._fit(transcript, index, self._speak(resident,
-                                                                      segment.translation)))
+                speech = self._voice_line(index, segment.translation, voice)
+                lines.append(self._fit(transcript, index, speech))
                 fraction = (index + 1) / len(segments)
                 self.context.progress(fraction, f"Voiced {index + 1} of {len(segments)} segments")
                 self._report_eta(fraction)
-        return lines, str(resident.model.name)
+        if self.saved.work["speech_reused"]:
+            self._reused_stage = True
+        return lines, self._voice
 
     def _finish(self, info: MediaInfo, transcript: Transcript, source: str,
                 lines: list[DubbedLine], voice: str) -> JobResult:
@@ -275,9 +427,8 @@ class DubbingJob:
             files.extend(write_subtitles(out, transcript, source, self.job.target_language,
                                          lines))
             document = transcript_document(
-                self.job, transcript, source, lines, asr=self.engine.settings.asr_model,
-                translation=self.engine.translation_model_name(source, self.job.target_language),
-                tts=voice, device=self.engine.device.name)
+                self.job, transcript, source, lines, asr=self._asr_name,
+                translation=self._translation_model, tts=voice, device=self.engine.device.name)
             path = out / "transcript.json"
             path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
             files.append((path.name, path, "application/json"))
@@ -319,8 +470,9 @@ class DubbingJob:
 
     def _finish_clock(self, next_stage: str) -> None:
         if self.clock is not None:
-            self.clock.finish()
+            self.clock.finish(record=not self._reused_stage)
             self.clock.start(next_stage)
+        self._reused_stage = False
 
     def _report_eta(self, fraction: float, *, force: bool = False) -> None:
         now = time.monotonic()

@@ -10,6 +10,11 @@ slow one. A job's wall time approaches its slowest stage instead of the sum of a
 three. Progress goes through `ProgressBoard` (see its docstring for how one phase is
 reported while three stages run).
 
+Resuming (see `checkpoints`): the stream may replay a saved transcript, `reuse_translation`
+gives a saved target text (only the rest is sent to the model), and a speaker may load a
+saved line instead of voicing it; `on_transcribed` and `on_translated` hand each stage's
+complete output to the job to save.
+
 Failure and cancellation: the first error in any thread stops the others (they check a
 stop flag between units of work) and is raised in the job thread, which also polls
 `check_cancelled` every 0.1 s. The job thread does not wait for a thread that is inside
@@ -35,7 +40,10 @@ from .media import format_clock
 from .transcribe import Segment, TranscriptStream, no_speech
 
 Translate = Callable[[list[str]], list[str]]
-Speak = Callable[[str], np.ndarray]
+Speak = Callable[[int, str], np.ndarray]
+"""Voice segment `index`'s target text."""
+ReuseTranslation = Callable[[int, Segment], str | None]
+OnStageDone = Callable[[list[Segment]], None]
 Guard = Callable[[str], AbstractContextManager[None]]
 
 POLL = 0.1
@@ -65,7 +73,9 @@ class Overlap:
                  load_translate: Callable[[], Translate | None],
                  load_speakers: list[Callable[[], Speak]], board: ProgressBoard, guard: Guard,
                  check_cancelled: Callable[[], None], batch_size: int,
-                 queue_size: int) -> None:
+                 queue_size: int, reuse_translation: ReuseTranslation | None = None,
+                 on_transcribed: OnStageDone | None = None,
+                 on_translated: OnStageDone | None = None) -> None:
         self._stream = stream
         self._load_translate = load_translate
         self._translate: Translate | None = None
@@ -75,6 +85,9 @@ class Overlap:
         self._guard = guard
         self._check_cancelled = check_cancelled
         self._batch_size = max(batch_size, 1)
+        self._reuse_translation = reuse_translation
+        self._on_transcribed = on_transcribed
+        self._on_translated = on_translated
         self._to_translate: queue.Queue[int | _End] = queue.Queue(maxsize=queue_size)
         self._to_voice: queue.Queue[int | _End] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
@@ -147,6 +160,8 @@ class Overlap:
             raise no_speech()
         with self._lock:
             self._transcribed_all = True
+        if self._on_transcribed is not None:
+            self._on_transcribed(list(self.segments))
         self._report_transcription()
         self._put(self._to_translate, END)
 
@@ -170,17 +185,27 @@ class Overlap:
                     if not self._put(self._to_voice, index):
                         return
             self._report_translation()
+        if self._on_translated is not None and not self._stop.is_set():
+            self._on_translated(list(self.segments))
         for _ in range(self._workers):
             self._put(self._to_voice, END)
 
     def _translate_batch(self, indexes: list[int]) -> None:
-        texts = [self.segments[i].text for i in indexes]
+        missing = []
+        for index in indexes:
+            saved = (None if self._reuse_translation is None
+                     else self._reuse_translation(index, self.segments[index]))
+            if saved is None:
+                missing.append(index)
+            else:
+                self.segments[index].translation = saved
+        texts = [self.segments[i].text for i in missing]
         started = time.perf_counter()
-        out = texts if self._translate is None else self._translate(texts)
+        out = texts if self._translate is None or not texts else self._translate(texts)
         self._busy["translate"] += time.perf_counter() - started
         if len(out) != len(texts):
             raise EngineError("The translation model returned a wrong number of sentences.")
-        for index, text in zip(indexes, out, strict=True):
+        for index, text in zip(missing, out, strict=True):
             self.segments[index].translation = text
         with self._lock:
             self._translated += len(indexes)
@@ -192,7 +217,7 @@ class Overlap:
                 if self._stop.is_set():
                     return
                 started = time.perf_counter()
-                speech = speak(self.segments[index].translation)
+                speech = speak(index, self.segments[index].translation)
                 with self._lock:
                     self._busy["synthesize"] += time.perf_counter() - started
                     self._speech[index] = speech

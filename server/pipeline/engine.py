@@ -8,6 +8,8 @@ the device, and the stage speeds behind ETA estimates. Each `run` is one job, dr
 from __future__ import annotations
 
 import threading
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from octavia.errors import Reason
@@ -35,6 +37,7 @@ class DubbingEngine:
         self._device: Device | None = None
         self._speeds: SpeedBook | None = None
         self._pair_models: dict[tuple[str, str], str] = {}
+        self._work: Counter[str] = Counter()
         apply_offline_mode(settings.offline)
 
     def run(self, job: JobSpec, context: JobContext) -> JobResult:
@@ -42,6 +45,18 @@ class DubbingEngine:
 
     def close(self) -> None:
         self.models.clear()
+
+    @property
+    def work(self) -> dict[str, int]:
+        """Process totals of what jobs computed and reused from checkpoints: segments
+        `translated`/`translation_reused`, `voiced`/`speech_reused`, transcripts
+        `transcribed`/`transcript_reused`."""
+        with self._lock:
+            return dict(self._work)
+
+    def record_work(self, work: Mapping[str, int]) -> None:
+        with self._lock:
+            self._work.update(work)
 
     # --- Shared state, created on first use so constructing the engine stays cheap ----
 

@@ -51,9 +51,10 @@ class JobClock:
         self._stage = stage
         self._started = time.monotonic()
 
-    def finish(self) -> None:
-        """Record the current stage's measured speed."""
-        self._book.record(self._stage, self._media, time.monotonic() - self._started)
+    def finish(self, *, record: bool = True) -> None:
+        """Record the current stage's measured speed (not when it reused saved work)."""
+        if record:
+            self._book.record(self._stage, self._media, time.monotonic() - self._started)
 
     def eta(self, fraction: float) -> float:
         """Seconds left for the job, `fraction` of the current stage being done."""

@@ -9,9 +9,9 @@ import grpc
 import httpx
 import pytest
 from grpc import aio
-
 from octavia.v1 import jobs_pb2 as pb
 from octavia.v1 import jobs_pb2_grpc
+
 from server.app import OctaviaServer
 from server.auth import TokenAuthority
 from tests.bridge.helpers import stream_all, submit

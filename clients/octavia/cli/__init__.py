@@ -57,6 +57,10 @@ def load_settings(args: argparse.Namespace) -> Settings:
             overrides["grpc_port"] = args.grpc_port
         if args.http_port is not None:
             overrides["http_port"] = args.http_port
+        if args.no_worker:
+            overrides["run_worker"] = False
+    if args.command == "worker" and args.concurrency is not None:
+        overrides["concurrency"] = args.concurrency
     if args.command == "dub" and not args.server:
         overrides.update(grpc_host="127.0.0.1", grpc_port=0)  # in-process: any free port
     try:
@@ -74,6 +78,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings, io: Io) -> int:
 
     if args.command == "serve":
         return _run(_local.serve(args, settings, io))
+    if args.command == "worker":
+        return _run(_local.worker(args, settings, io))
     if args.command == "token":
         return _local.token(args, settings, io)
     if args.command == "models":

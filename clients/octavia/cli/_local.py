@@ -26,6 +26,30 @@ async def serve(args: argparse.Namespace, settings: Settings, io: Io) -> int:
     return OK
 
 
+async def worker(args: argparse.Namespace, settings: Settings, io: Io) -> int:
+    import asyncio
+    import signal
+
+    from rich.logging import RichHandler
+
+    from ._exit import UsageError
+
+    if settings.queue != "procrastinate" or not settings.uses_postgres:
+        raise UsageError("a worker takes jobs from the shared queue: set "
+                         "OCTAVIA_QUEUE=procrastinate and a PostgreSQL OCTAVIA_DATABASE_URL")
+    from server.distributed.worker import Worker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=io.err)]
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Worker(settings).run(stop)
+    return OK
+
+
 def token(args: argparse.Namespace, settings: Settings, io: Io) -> int:
     from server.auth import TokenAuthority
 

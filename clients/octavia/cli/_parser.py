@@ -70,6 +70,14 @@ def build() -> Parser:
     serve.add_argument("--grpc-port", type=int, metavar="N", help="OCTAVIA_GRPC_PORT")
     serve.add_argument("--http-port", type=int, metavar="N", help="OCTAVIA_HTTP_PORT")
     serve.add_argument("--no-bridge", action="store_true", help="serve gRPC only")
+    serve.add_argument("--no-worker", action="store_true",
+                       help="API-only replica: leave jobs to `octavia worker` processes "
+                            "(needs OCTAVIA_QUEUE=procrastinate)")
+
+    worker = add("worker", "run queued jobs (OCTAVIA_QUEUE=procrastinate on PostgreSQL)",
+                 config)
+    worker.add_argument("--concurrency", type=int, metavar="N",
+                        help="jobs run at once (OCTAVIA_CONCURRENCY)")
 
     submit = add("submit", "upload FILE and queue a dubbing job", config, remote, as_json)
     submit.add_argument("file", type=Path, metavar="FILE")
