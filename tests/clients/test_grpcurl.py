@@ -1,5 +1,5 @@
-"""The grpcurl commands of docs/grpcurl.md, run as written with the real grpcurl binary
-against a running server, so the documentation cannot rot."""
+"""The grpcurl commands of the README's grpcurl section, run as written with the real
+grpcurl binary against a running server, so the README cannot rot."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "grpcurl.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def grpcurl_section(markdown: str) -> str:
+    """The README's `## grpcurl` section, up to the next `## ` heading."""
+    match = re.search(r"^## grpcurl\n(.*?)(?=^## )", markdown, flags=re.M | re.S)
+    assert match, "README.md has no '## grpcurl' section"
+    return match.group(1)
 MARK = "=== octavia-doc-block {} ==="
 
 
@@ -27,7 +34,7 @@ def grpcurl_dir() -> Path:
 
 
 async def test_every_grpcurl_command_in_the_docs_works(server, tokens, wav, tmp_path) -> None:
-    blocks = shell_blocks(DOC.read_text())
+    blocks = shell_blocks(grpcurl_section(README.read_text()))
     assert len(blocks) >= 5
     setup, *rest = blocks
     # The reader's address and token become the test server's.

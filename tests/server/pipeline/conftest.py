@@ -168,13 +168,40 @@ class MemoryWriter:
         return ArtifactInfo(name, media_type, len(data), hashlib.sha256(data).hexdigest())
 
 
+CHECKPOINT_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class MemoryCheckpoints:
+    """In-memory `Checkpoints`; share one between contexts to run a job "again"."""
+
+    def __init__(self, data: dict[str, bytes] | None = None) -> None:
+        self.data: dict[str, bytes] = dict(data or {})
+        self.saved: list[str] = []
+        self._lock = threading.Lock()
+
+    def load(self, name: str) -> bytes | None:
+        assert CHECKPOINT_NAME.match(name), name
+        with self._lock:
+            return self.data.get(name)
+
+    def save(self, name: str, data: bytes) -> None:
+        assert CHECKPOINT_NAME.match(name), name
+        assert isinstance(data, bytes)
+        with self._lock:
+            self.data[name] = data
+            self.saved.append(name)
+
+    def copy(self) -> MemoryCheckpoints:
+        return MemoryCheckpoints(self.data)
+
+
 class RecordingContext:
     """A fake JobContext: records phases, progress and updates; cancels on request.
 
     Only `check_cancelled` raises, so the tests see the engine's own cancellation points.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, checkpoints: MemoryCheckpoints | None = None) -> None:
         self.events: list[Event] = []
         self.updates: list[dict[str, Any]] = []
         self.phase: Phase | None = None
@@ -182,6 +209,7 @@ class RecordingContext:
         self.cancelled_at: float | None = None
         self.on_progress: Callable[[RecordingContext, Event], None] | None = None
         self.writer = MemoryWriter(folder, self)
+        self.saved = checkpoints if checkpoints is not None else MemoryCheckpoints()
 
     def enter(self, phase: Phase, step: str) -> None:
         self.phase = phase
@@ -210,6 +238,9 @@ class RecordingContext:
 
     def artifact_writer(self) -> MemoryWriter:
         return self.writer
+
+    def checkpoints(self) -> MemoryCheckpoints:
+        return self.saved
 
     @property
     def phases(self) -> list[Phase | None]:
