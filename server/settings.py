@@ -81,6 +81,24 @@ class Settings(BaseSettings):
     watch_buffer: int = Field(default=64, ge=4)
     """Events buffered per watcher before its progress events are coalesced."""
 
+    # --- Observability -----------------------------------------------------------------
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Port of the Prometheus `/metrics` endpoint of `octavia serve` / `octavia worker`;
+    unset serves none, 0 picks a free one (tests). See docs/operating.md."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds; `0.0.0.0` lets a Prometheus elsewhere scrape it."""
+    log_format: Literal["text", "json"] = "text"
+    """`text`: readable lines; `json`: one JSON object a line, with `job_id`, `user`,
+    `phase` and `request_id` fields, for a log pipeline."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Least severe log records written."""
+    tracing: bool = False
+    """OpenTelemetry spans per RPC, per job and per stage (W3C `traceparent` is honoured)."""
+    tracing_exporter: Literal["console", "otlp", "none"] = "otlp"
+    """Where spans go when `tracing` is on: `otlp` needs the opentelemetry-exporter-otlp
+    package (configured by the standard `OTEL_EXPORTER_OTLP_*` variables); `console` prints
+    them; `none` records but exports nothing."""
+
     # --- Auth --------------------------------------------------------------------------
     jwt_secret: SecretStr | None = None
     """HMAC secret; unset means a random one generated once and kept in `data_dir`."""
