@@ -14,6 +14,7 @@ from .store import JobEvent, JobRecord
 from .store.models import utcnow
 
 if TYPE_CHECKING:
+    from ._job_telemetry import JobTelemetry
     from .store.store import Mutation
 
 Apply = Callable[["Mutation"], Awaitable[JobEvent | None]]
@@ -45,6 +46,7 @@ class RunnerContext:
         checkpoints: Checkpoints,
         reached: str = Phase.PENDING,
         is_over: IsOver | None = None,
+        telemetry: JobTelemetry | None = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = threading.Event()
@@ -58,10 +60,13 @@ class RunnerContext:
         self._reached = _rank(reached)
         self._is_over = is_over
         self._last_poll = time.monotonic()
+        self._telemetry = telemetry
 
     def enter(self, phase: Phase, step: str) -> None:
         self.check_cancelled()
         self.phase = phase
+        if self._telemetry is not None:  # timed even when re-run, as the work is redone
+            self._telemetry.enter(phase)
         if _rank(phase) <= self._reached:
             return  # reached before this run: already announced
         self._reached = _rank(phase)
@@ -110,6 +115,8 @@ class RunnerContext:
         eta_seconds: float | None = None,
     ) -> None:
         self.check_cancelled()
+        if media_duration_seconds is not None and self._telemetry is not None:
+            self._telemetry.media(media_duration_seconds)
 
         def mutate(job: JobRecord) -> EventType | None:
             changed = False

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from octavia.v1 import jobs_pb2, jobs_pb2_grpc
 
+from ._metrics_refresh import refresh_forever
 from .artifacts import ArtifactStore
 from .auth import TokenAuthority
 from .distributed.dispatcher import QueueDispatcher
@@ -22,23 +23,46 @@ from .engine.loading import load_engine
 from .events import EventBus
 from .health import HealthMonitor
 from .interceptors import AuthInterceptor
+from .logs import configure_logging
+from .metrics import Metrics, MetricsServer
+from .rpc_telemetry import TelemetryInterceptor
 from .runner import Dispatcher, JobRunner
 from .service import JobService
 from .settings import Settings
 from .store import JobStore
+from .tracing import Tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 log = logging.getLogger(__name__)
 
 
 class OctaviaServer:
-    """The running service. `start()` migrates, recovers and listens; `stop()` undoes it."""
+    """The running service. `start()` migrates, recovers and listens; `stop()` undoes it.
 
-    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
+    `metrics` and `tracer_provider` default to ones built from the settings (a provider
+    given here is used even with `tracing` off: tests pass one with an in-memory exporter).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        *,
+        metrics: Metrics | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
         self.settings = settings
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.tracing = (Tracing(tracer_provider) if tracer_provider is not None
+                        else Tracing.from_settings(settings))
+        self.metrics_server: MetricsServer | None = None
+        self._metrics_task: asyncio.Task[None] | None = None
         self.tokens = TokenAuthority(settings)
         self.store = JobStore(settings.database_url_resolved)
-        self.bus = EventBus()
+        self.bus = EventBus(self.metrics)
         self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
         self.dispatcher: Dispatcher
         self.relay: EventRelay | None = None
@@ -47,25 +71,32 @@ class OctaviaServer:
             if not self.store.notifies:
                 raise ValueError("OCTAVIA_QUEUE=procrastinate needs a PostgreSQL "
                                  "OCTAVIA_DATABASE_URL")
-            self.dispatcher = QueueDispatcher(settings, self.store)
+            self.dispatcher = QueueDispatcher(settings, self.store, metrics=self.metrics)
             self.relay = EventRelay(self.store, self.bus)
             if settings.run_worker:
-                self.worker = Worker(settings, engine, self.store)
+                self.worker = Worker(settings, engine, self.store, metrics=self.metrics,
+                                     tracing=self.tracing)
         else:
             engine = engine if engine is not None else load_engine(settings)
-            self.dispatcher = JobRunner(settings, self.store, self.bus, engine, self.artifacts)
+            self.dispatcher = JobRunner(settings, self.store, self.bus, engine, self.artifacts,
+                                        metrics=self.metrics, tracing=self.tracing)
+        self.metrics.queue_depth.set_function(lambda: self.dispatcher.queue_depth)
         self._worker_stop = asyncio.Event()
         self._worker_task: asyncio.Task[None] | None = None
-        self.health = HealthMonitor(self.store)
+        self.health = HealthMonitor(self.store, accepting=self._accepting, metrics=self.metrics)
         self.grpc = aio.server(
-            interceptors=[AuthInterceptor(self.tokens)],
+            # Telemetry first: it times and counts what authentication refuses, too.
+            interceptors=[TelemetryInterceptor(self.metrics, self.tracing),
+                          AuthInterceptor(self.tokens)],
             options=[
                 ("grpc.max_receive_message_length", settings.grpc_message_limit),
                 ("grpc.max_send_message_length", settings.grpc_message_limit),
             ],
         )
         jobs_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(settings, self.store, self.bus, self.dispatcher, self.artifacts), self.grpc
+            JobService(settings, self.store, self.bus, self.dispatcher, self.artifacts,
+                       metrics=self.metrics),
+            self.grpc,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         reflection.enable_server_reflection(
@@ -86,11 +117,27 @@ class OctaviaServer:
         host = "127.0.0.1" if host in ("0.0.0.0", "[::]", "") else host
         return f"{host}:{self.port}"
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The real port of `/metrics` once started; None when not served."""
+        return self.metrics_server.port if self.metrics_server is not None else None
+
+    def _accepting(self) -> bool:
+        if self._worker_task is not None and self._worker_task.done():
+            return False
+        return self.dispatcher.accepting
+
     async def start(self) -> None:
+        if self.settings.metrics_port is not None:
+            self.metrics_server = self.metrics.serve(self.settings.metrics_host,
+                                                     self.settings.metrics_port)
         await self.store.migrate()
         if self.relay is not None:
             await self.relay.start()
         await self.dispatcher.start()
+        if self.metrics_server is not None:
+            self._metrics_task = asyncio.create_task(
+                refresh_forever(self.store, self.metrics), name="octavia-metrics")
         if self.worker is not None:
             self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
         await self.health.start()
@@ -106,6 +153,13 @@ class OctaviaServer:
             await self._worker_task
         if self.relay is not None:
             await self.relay.stop()
+        if self._metrics_task is not None:
+            self._metrics_task.cancel()
+            await asyncio.gather(self._metrics_task, return_exceptions=True)
+        if self.metrics_server is not None:
+            await asyncio.to_thread(self.metrics_server.close)
+            self.metrics_server = None
+        self.tracing.shutdown()
         self.store.close()
 
     async def __aenter__(self) -> OctaviaServer:
@@ -126,6 +180,7 @@ async def create_server(
 
 async def serve(settings: Settings, *, with_bridge: bool = True) -> None:
     """Run until SIGTERM or Ctrl-C, then shut down cleanly."""
+    configure_logging(settings)
     server, _ = await create_server(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

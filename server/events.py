@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from .jobs import EventType
 from .store import JobEvent
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 
 class Subscription:
     """A watcher's buffer of one job's events, in publish order."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, on_coalesce: Callable[[], None] | None = None) -> None:
         self.job_id = job_id
+        self._on_coalesce = on_coalesce
         self._buffer: deque[JobEvent] = deque()
         self._ready = asyncio.Event()
         self.coalesced = 0
@@ -35,6 +40,8 @@ class Subscription:
         ):
             self._buffer[-1] = event
             self.coalesced += 1
+            if self._on_coalesce is not None:
+                self._on_coalesce()
         else:
             self._buffer.append(event)
         self._ready.set()
@@ -50,12 +57,15 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)
+        self._metrics = metrics
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
-        subscription = Subscription(job_id)
+        subscription = Subscription(
+            job_id, self._metrics.events_coalesced.inc if self._metrics is not None else None
+        )
         self._watchers[job_id].add(subscription)
         try:
             yield subscription
@@ -67,6 +77,8 @@ class EventBus:
                     del self._watchers[job_id]
 
     def publish(self, event: JobEvent) -> None:
+        if self._metrics is not None:
+            self._metrics.events_published.labels(event.type).inc()
         for subscription in self._watchers.get(event.job_id, ()):
             subscription.push(event)
 

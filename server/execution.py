@@ -4,23 +4,29 @@ worker. Takes the job, drives the engine in a worker thread, records the outcome
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
 from octavia.errors import NotFound, Reason
+from opentelemetry import trace
 
+from . import logs
 from ._context import RunnerContext
+from ._job_telemetry import JobTelemetry
 from .artifacts import ArtifactStore
 from .engine import Engine, EngineError, JobCancelled, JobResult, JobSpec
 from .jobs import EventType, Phase, Status
+from .metrics import Metrics
 from .settings import Settings
 from .store import JobEvent, JobRecord, JobStore
 from .store.models import utcnow
 from .store.store import JobIsFinal, Mutation
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +42,13 @@ class JobExecutor:
         engine: Engine,
         artifacts: ArtifactStore,
         threads: int,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.tracing = tracing if tracing is not None else Tracing()
         self.store = store
         self.publish = publish
         self.engine = engine
@@ -75,13 +86,38 @@ class JobExecutor:
         """Mark the job as processing; False when it is already over (e.g. cancelled)."""
         return await self.change(job_id, _taken) is not None
 
-    async def run(self, job_id: str, *, watch_store: bool = False) -> None:
+    async def run(
+        self,
+        job_id: str,
+        *,
+        watch_store: bool = False,
+        trace_carrier: Mapping[str, str] | None = None,
+    ) -> None:
         """Run a taken job to its end; `watch_store` also notices a cancel written by
-        another process."""
+        another process; `trace_carrier` continues the submitter's trace."""
         try:
             record = await self.store.get(job_id)
         except NotFound:
             return
+        telemetry = JobTelemetry(self.metrics, self.tracing, job_id, owner=record.owner,
+                                 media_seconds=record.media_duration,
+                                 trace_carrier=trace_carrier)
+        with logs.bind(job_id=job_id, user=record.owner, phase=record.phase), \
+                trace.use_span(telemetry.span, end_on_exit=False):
+            if self.metrics is not None:
+                self.metrics.jobs_running.inc()
+            outcome: tuple[str, str | None] = ("cancelled", None)
+            try:
+                outcome = await self._run(job_id, record, telemetry, watch_store)
+            finally:
+                telemetry.finish(*outcome)
+                if self.metrics is not None:
+                    self.metrics.jobs_running.dec()
+
+    async def _run(
+        self, job_id: str, record: JobRecord, telemetry: JobTelemetry, watch_store: bool
+    ) -> tuple[str, str | None]:
+        """The engine's run; returns the outcome (`completed`/`failed`/`cancelled`, reason)."""
         workdir = self.settings.data_dir / "work" / job_id
         workdir.mkdir(parents=True, exist_ok=True)
         spec = JobSpec(
@@ -103,26 +139,41 @@ class JobExecutor:
             checkpoints=self.artifacts.checkpoints(job_id),
             reached=record.phase,
             is_over=self._is_over(job_id) if watch_store else None,
+            telemetry=telemetry,
         )
         self.running[job_id] = context
+        # The engine thread runs in a copy of this context: its log lines carry the job's
+        # fields and its spans (if it makes any) nest under the job span.
+        run_engine = contextvars.copy_context().run
         try:
-            result = await loop.run_in_executor(self._threads, self.engine.run, spec, context)
+            try:
+                result = await loop.run_in_executor(
+                    self._threads, run_engine, self.engine.run, spec, context
+                )
+            finally:
+                logs.set_field("phase", context.phase.value)
         except asyncio.CancelledError:  # aborted (procrastinate) or shutting down
             context.cancelled.set()  # the engine thread stops at its next check
             raise
         except JobCancelled:
             await self._discard(job_id)
+            return "cancelled", None
         except EngineError as error:
             await self._fail(job_id, context.phase, error.message, error.reason, error.retryable)
+            return "failed", error.reason
         except MemoryError:
             await self._fail(job_id, context.phase, "ran out of memory", Reason.OUT_OF_MEMORY,
                              True)
+            return "failed", Reason.OUT_OF_MEMORY
         except Exception as error:
             log.exception("job %s failed in %s", job_id, context.phase)
             message = f"{context.phase.value} failed: {type(error).__name__}: {error}"
             await self._fail(job_id, context.phase, message, Reason.STAGE_FAILED, False)
+            return "failed", Reason.STAGE_FAILED
         else:
-            await self._complete(job_id, result)
+            if await self._complete(job_id, result):
+                return "completed", None
+            return "cancelled", None
         finally:
             self.running.pop(job_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -130,7 +181,8 @@ class JobExecutor:
     def _apply_for(self, job_id: str) -> Callable[[Mutation], object]:
         async def apply(mutation: Mutation) -> JobEvent | None:
             try:
-                event = await self.store.change(job_id, mutation)
+                with logs.bind(job_id=job_id):
+                    event = await self.store.change(job_id, mutation)
             except JobIsFinal:
                 self.cancel_local(job_id)  # cancelled elsewhere: stop the engine
                 return None
@@ -146,7 +198,7 @@ class JobExecutor:
 
         return is_over
 
-    async def _complete(self, job_id: str, result: JobResult) -> None:
+    async def _complete(self, job_id: str, result: JobResult) -> bool:
         def mutate(job: JobRecord) -> EventType:
             job.status = Status.COMPLETED
             job.phase = Phase.COMPLETED
@@ -161,12 +213,23 @@ class JobExecutor:
 
         if await self.change(job_id, mutate) is None:  # cancelled at the last moment
             await self._discard(job_id)
+            return False
+        if self.metrics is not None:
+            self.metrics.jobs_completed.inc()
+        log.info("job completed")
+        return True
 
     async def _fail(
         self, job_id: str, phase: Phase, message: str, reason: str, retryable: bool
     ) -> None:
-        await self.change(job_id, failure(phase, message, reason, retryable))
+        if await self.change(job_id, failure(phase, message, reason, retryable)) is not None:
+            self.count_failure(reason, phase)
+            log.info("job failed while %s: %s (%s)", Phase(phase).value, message, reason)
         await self._discard(job_id)
+
+    def count_failure(self, reason: str, phase: Phase | str) -> None:
+        if self.metrics is not None:
+            self.metrics.jobs_failed.labels(str(reason), Phase(phase).value).inc()
 
     async def _discard(self, job_id: str) -> None:
         await asyncio.to_thread(self.artifacts.discard, job_id)

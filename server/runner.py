@@ -13,14 +13,17 @@ from typing import Any, Protocol
 
 from octavia.errors import Reason, ResourceExhausted
 
+from . import tracing as tracing_
 from .artifacts import ArtifactStore
 from .engine import Engine
 from .events import EventBus
 from .execution import JobExecutor, cancellation
 from .jobs import EventType, Phase, Status
+from .metrics import Metrics
 from .settings import Settings
 from .store import JobEvent, JobRecord, JobStore
 from .store.models import utcnow
+from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,11 @@ class Dispatcher(Protocol):
     @property
     def queue_depth(self) -> int: ...
 
+    @property
+    def accepting(self) -> bool:
+        """Whether jobs submitted now will be run (readiness)."""
+        ...
+
 
 class JobRunner:
     def __init__(
@@ -45,13 +53,19 @@ class JobRunner:
         bus: EventBus,
         engine: Engine,
         artifacts: ArtifactStore,
+        *,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bus = bus
+        self.metrics = metrics
         self.executor = JobExecutor(
-            settings, store, bus.publish, engine, artifacts, threads=settings.concurrency
+            settings, store, bus.publish, engine, artifacts, threads=settings.concurrency,
+            metrics=metrics, tracing=tracing,
         )
+        self._traces: dict[str, tracing_.Carrier] = {}  # submitter's trace, by waiting job
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._admission = asyncio.Lock()
@@ -86,28 +100,40 @@ class JobRunner:
             event, created = await self.store.create(record)
             if created:
                 self._pending.add(event.job_id)
+                if trace := tracing_.carrier():
+                    self._traces[event.job_id] = trace
         if created:
             self.bus.publish(event)
             self._queue.put_nowait(event.job_id)
         return event, created
 
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
-        await self.store.get(job_id, owner)  # NotFound for strangers
+        record = await self.store.get(job_id, owner)  # NotFound for strangers
         self.executor.cancel_local(job_id)
-        await self.executor.change(job_id, cancellation)
+        cancelled = await self.executor.change(job_id, cancellation)
+        if cancelled is not None and self.metrics is not None:
+            self.metrics.jobs_cancelled.labels(record.phase).inc()
         self._pending.discard(job_id)
+        self._traces.pop(job_id, None)
         return await self.store.snapshot(job_id, owner)
 
     @property
     def queue_depth(self) -> int:
         return len(self._pending)
 
+    @property
+    def accepting(self) -> bool:
+        return bool(self._workers) and not any(task.done() for task in self._workers)
+
     # --- internals ---------------------------------------------------------------------
 
     async def _recover(self) -> None:
         """Requeue jobs still pending from a previous run; fail those a crash interrupted."""
         for job_id in await self.store.ids_with_status(Status.PROCESSING):
-            await self.executor.change(job_id, _interrupted)
+            event = await self.executor.change(job_id, _interrupted)
+            if event is not None:
+                phase = event.snapshot.get("error_phase") or Phase.PENDING
+                self.executor.count_failure(Reason.INTERRUPTED, phase)
             log.warning("job %s was interrupted by a restart; marked failed", job_id)
         for job_id in await self.store.ids_with_status(Status.PENDING):
             self._pending.add(job_id)
@@ -119,13 +145,15 @@ class JobRunner:
         while True:
             job_id = await self._queue.get()
             if job_id not in self._pending:  # cancelled while waiting
+                self._traces.pop(job_id, None)
                 continue
             self._pending.discard(job_id)
             try:
                 taken = await self.executor.take(job_id)
                 await self._announce_queue()
+                trace = self._traces.pop(job_id, None)
                 if taken:
-                    await self.executor.run(job_id)
+                    await self.executor.run(job_id, trace_carrier=trace)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -15,15 +17,18 @@ from octavia.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from octavia.v1 import jobs_pb2 as pb
 from octavia.v1 import jobs_pb2_grpc
 
-from . import submission
+from . import logs, submission
 from .artifacts import CHUNK, ArtifactStore, check_artifact_name
 from .convert import event_to_proto, job_to_proto, snapshot_to_watch
 from .events import EventBus
 from .jobs import EventType
+from .metrics import Metrics
 from .principal import current_principal
 from .runner import Dispatcher
 from .settings import Settings
 from .store import JobStore
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -39,8 +44,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         bus: EventBus,
         dispatcher: Dispatcher,
         artifacts: ArtifactStore,
+        *,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self.bus = bus
         self.dispatcher = dispatcher
@@ -62,6 +70,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             if existing is not None:
                 return pb.SubmitJobResponse(job=job_to_proto(existing.snapshot))
         job_id = submission.new_job_id()
+        logs.set_field("job_id", job_id)
         source = await asyncio.to_thread(submission.store_source, request, job_id, self.settings)
         try:
             duration = await asyncio.to_thread(submission.probe_source, source, self.settings)
@@ -80,6 +89,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             raise
         if not created:
             await asyncio.to_thread(submission.discard_source, source)
+        else:
+            if self.metrics is not None:
+                self.metrics.jobs_submitted.inc()
+            log.info("job submitted (%s → %s)", source_language or "auto", target)
         return pb.SubmitJobResponse(job=job_to_proto(event.snapshot))
 
     async def GetStatus(
@@ -96,9 +109,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if request.after_sequence < 0:
             raise InvalidArgument("after_sequence must be 0 or a sequence the stream sent")
         owner = current_principal().subject
+        streams = self.metrics.watch_stream() if self.metrics is not None else _nothing()
         # Subscribe before reading the store, so nothing published in between is missed;
         # anything read twice is dropped by its sequence.
-        with self.bus.subscribe(job_id) as live:
+        with streams, self.bus.subscribe(job_id) as live:
             record = await self.store.get(job_id, owner)
             last = request.after_sequence
             if last == 0:
@@ -182,6 +196,10 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 position += len(data)
         finally:
             await asyncio.to_thread(handle.close)
+
+
+def _nothing() -> contextlib.nullcontext[None]:
+    return contextlib.nullcontext()
 
 
 def _encode_page_token(snapshot: dict[str, Any]) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import procrastinate
 
+from .. import tracing
 from ..execution import cancellation
 from ..jobs import Status
 from ..runner import queue_full
@@ -21,12 +22,18 @@ from ..store import JobEvent, JobRecord, JobStore
 from ..store.store import JobIsFinal
 from .queue import enqueuer, submit_app
 
+if TYPE_CHECKING:
+    from ..metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 
 class QueueDispatcher:
-    def __init__(self, settings: Settings, store: JobStore) -> None:
+    def __init__(
+        self, settings: Settings, store: JobStore, *, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.store = store
         self._app: procrastinate.App = submit_app(settings)
         self._enqueue = enqueuer(self._app)
@@ -44,7 +51,14 @@ class QueueDispatcher:
             self._depth = await self.store.count_with_status(Status.PENDING)
             if self._depth >= self.settings.queue_size:
                 raise queue_full(self.settings)
-            return await self.store.create(record, self._enqueue)
+            # The task carries the submitter's trace to whichever worker runs it.
+            trace = tracing.carrier().get(tracing.TRACEPARENT)
+            enqueue = self._enqueue
+
+            def enqueue_traced(connection: Any, job: JobRecord) -> int | None:
+                return enqueue(connection, job, trace) if trace else enqueue(connection, job)
+
+            return await self.store.create(record, enqueue_traced)
 
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         record = await self.store.get(job_id, owner)  # NotFound for strangers
@@ -53,6 +67,8 @@ class QueueDispatcher:
         except JobIsFinal:
             pass
         else:
+            if self.metrics is not None:
+                self.metrics.jobs_cancelled.labels(record.phase).inc()
             if record.task_id is not None:
                 await asyncio.to_thread(self._abort, record.task_id)
         return await self.store.snapshot(job_id, owner)
@@ -67,3 +83,7 @@ class QueueDispatcher:
     @property
     def queue_depth(self) -> int:
         return self._depth
+
+    @property
+    def accepting(self) -> bool:
+        return True  # jobs wait in PostgreSQL for any worker; health checks the store

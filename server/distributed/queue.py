@@ -38,11 +38,14 @@ def worker_app(
     return app
 
 
-def enqueuer(app: procrastinate.App) -> Callable[[Any, JobRecord], int | None]:
-    """The store's `enqueue` hook: defer the job's task inside the storing transaction."""
+def enqueuer(app: procrastinate.App) -> Callable[[Any, JobRecord, str | None], int | None]:
+    """The store's `enqueue` hook: defer the job's task inside the storing transaction;
+    a W3C `traceparent`, when given, rides along so the worker continues the trace."""
 
-    def enqueue(connection: Any, record: JobRecord) -> int | None:
+    def enqueue(connection: Any, record: JobRecord, traceparent: str | None = None) -> int | None:
         deferrer = app.configure_task(TASK_NAME, queue=QUEUE_NAME, connection=connection)
+        if traceparent:
+            return int(deferrer.defer(job_id=record.id, traceparent=traceparent))
         return int(deferrer.defer(job_id=record.id))
 
     return enqueue

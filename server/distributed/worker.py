@@ -14,37 +14,59 @@ from typing import Any
 import procrastinate
 from octavia.errors import Reason
 
+from .. import tracing as tracing_
+from .._metrics_refresh import refresh_forever
 from ..artifacts import ArtifactStore
 from ..engine import Engine
 from ..engine.loading import load_engine
 from ..execution import JobExecutor, failure
+from ..metrics import Metrics
 from ..settings import Settings
 from ..store import JobStore
+from ..tracing import Tracing
 from .queue import QUEUE_NAME, TASK_NAME, worker_app
 
 log = logging.getLogger(__name__)
 
 
 class Worker:
+    """`metrics`/`tracing` are the serving process's when it runs the worker too; a
+    standalone worker makes its own and serves `/metrics` on `metrics_port`."""
+
     def __init__(self, settings: Settings, engine: Engine | None = None,
-                 store: JobStore | None = None) -> None:
+                 store: JobStore | None = None, *, metrics: Metrics | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self._serves_metrics = metrics is None and settings.metrics_port is not None
+        self.metrics = metrics if metrics is not None else Metrics()
+        self._owns_tracing = tracing is None
+        self.tracing = tracing if tracing is not None else Tracing.from_settings(settings)
         self.store = store or JobStore(settings.database_url_resolved)
         self._owns_store = store is None
         self.engine = engine if engine is not None else load_engine(settings)
         self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
         # Events reach watchers through the store's NOTIFY and each replica's relay.
         self.executor = JobExecutor(settings, self.store, lambda _event: None, self.engine,
-                                    self.artifacts, threads=settings.concurrency)
+                                    self.artifacts, threads=settings.concurrency,
+                                    metrics=self.metrics, tracing=self.tracing)
         self.app = worker_app(settings, self._run_job)
 
-    async def _run_job(self, context: Any, job_id: str) -> None:
+    async def _run_job(self, context: Any, job_id: str, traceparent: str | None = None) -> None:
+        trace = {tracing_.TRACEPARENT: traceparent} if traceparent else None
         if await self.executor.take(job_id):
-            await self.executor.run(job_id, watch_store=True)
+            await self.executor.run(job_id, watch_store=True, trace_carrier=trace)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work jobs until `stop` is set."""
+        metrics_server = None
+        refresher: asyncio.Task[None] | None = None
+        if self._serves_metrics and self.settings.metrics_port is not None:
+            metrics_server = self.metrics.serve(self.settings.metrics_host,
+                                                self.settings.metrics_port)
         await self.store.migrate()
+        if metrics_server is not None:
+            refresher = asyncio.create_task(refresh_forever(self.store, self.metrics),
+                                            name="octavia-metrics")
         async with self.app.open_async():
             worker = asyncio.create_task(self.app.run_worker_async(
                 queues=[QUEUE_NAME],
@@ -65,6 +87,13 @@ class Worker:
                 await asyncio.gather(worker, monitor, return_exceptions=True)
                 await self.executor.close()
                 self.engine.close()
+                if refresher is not None:
+                    refresher.cancel()
+                    await asyncio.gather(refresher, return_exceptions=True)
+                if metrics_server is not None:
+                    await asyncio.to_thread(metrics_server.close)
+                if self._owns_tracing:
+                    self.tracing.shutdown()
                 if self._owns_store:
                     self.store.close()
 
@@ -92,9 +121,10 @@ class Worker:
             return
         log.error("job %s: its worker stopped %d times; giving up", job_id, job.attempts + 1)
         record = await self.store.get(job_id)
-        await self.executor.change(job_id, failure(
+        if await self.executor.change(job_id, failure(
             record.phase,
             f"its worker stopped {job.attempts + 1} times while {record.phase}; "
             "submit it again",
-            Reason.INTERRUPTED, True))
+            Reason.INTERRUPTED, True)) is not None:
+            self.executor.count_failure(Reason.INTERRUPTED, record.phase)
         await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)

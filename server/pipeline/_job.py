@@ -206,8 +206,8 @@ class DubbingJob:
             return text
 
         def on_transcribed(segments: list[Segment]) -> None:
-            self.saved.count("transcribed")
             if not resume:
+                self.saved.count("transcribed")
                 self.saved.save_transcript(
                     Transcript(started.language, started.language_probability,
                                started.duration, segments),

@@ -34,8 +34,12 @@ async def test_500_concurrent_streams_on_one_job_all_see_the_end(
         finally:
             engine.hold.set()
         results = await asyncio.gather(*streams)
-    assert all(events[-1].json["status"] == "completed" for events in results)
-    assert all(events[0].json["phase"] == "pending" for events in results)
+    for events in results:
+        assert events[-1].json["status"] == "completed"
+        ids = [int(e.id) for e in events if e.id is not None]
+        assert ids == sorted(set(ids)), "in order, nothing twice"
+        # A stream may have opened just as the job started; none opened after it ended.
+        assert events[0].json["status"] in ("pending", "processing")
     await eventually(lambda: _none_left(server))
 
 

@@ -21,8 +21,7 @@ from bench import _media
 from server.engine import JobResult, JobSpec
 from server.jobs import Phase, overall_percentage
 from server.pipeline.checkpoints import segment_name
-
-from .conftest import MemoryCheckpoints, RecordingContext
+from tests.server.pipeline.conftest import MemoryCheckpoints, RecordingContext
 
 pytestmark = pytest.mark.ml
 
@@ -111,7 +110,8 @@ def spoken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 def check_story(run: Run) -> None:
     assert run.context.phases == RUNNING
-    bar = [overall_percentage(e.phase, e.fraction) for e in run.context.events]
+    bar = [overall_percentage(e.phase, e.fraction or 0.0) for e in run.context.events
+           if e.phase is not None]
     assert bar == sorted(bar) and bar[-1] == 100.0
 
 
@@ -240,3 +240,22 @@ def test_checkpoint_failures_do_not_fail_the_job(
                      BrokenCheckpoints())  # type: ignore[arg-type]
     assert broken.work["transcribed"] == 1
     check_story(broken)
+
+
+def test_a_run_that_died_while_voicing_keeps_the_lines_it_voiced(
+    first: tuple[Run, MemoryCheckpoints], engine: Any, spoken: list[str], tmp_path: Path,
+    speech_en: Path,
+) -> None:
+    """Translation was not saved yet: it runs again, gives the same texts, and the lines
+    already voiced for those texts are reused."""
+    reference, saved = first
+    count = len(reference.document()["segments"])
+    partial = MemoryCheckpoints({name: saved.data[name]
+                                 for name in ("transcript.json", segment_name(0))})
+
+    run = run_job(engine, speech_en, tmp_path, partial)
+
+    assert run.work == {"transcript_reused": 1, "translated": count, "voiced": count - 1,
+                        "speech_reused": 1}
+    assert len(spoken) == count - 1
+    check_story(run)

@@ -1,0 +1,139 @@
+"""The outermost interceptor: per-RPC metrics, a server span, and the log context.
+
+First in the interceptor list, so it also sees calls that authentication refuses
+(UNAUTHENTICATED) and the status every other layer chose. Each call gets a `request_id`
+(the caller's `x-request-id` metadata, else a fresh one), logged on every line it causes;
+a `traceparent` in the metadata continues the caller's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+from grpc import aio
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import logs, tracing
+from .metrics import Metrics
+from .tracing import Tracing
+
+REQUEST_ID = "x-request-id"
+
+
+class TelemetryInterceptor(aio.ServerInterceptor):
+    def __init__(self, metrics: Metrics | None, tracing_: Tracing) -> None:
+        self._metrics = metrics
+        self._tracing = tracing_
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method: str = handler_call_details.method.lstrip("/")  # type: ignore[attr-defined]
+        metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        return self._wrap(handler, method, metadata)
+
+    def _wrap(
+        self, handler: grpc.RpcMethodHandler, method: str, metadata: tuple[Any, ...]
+    ) -> grpc.RpcMethodHandler:
+        observe = self._observe
+        if handler.unary_unary is not None:
+            unary = handler.unary_unary
+
+            async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+                with observe(method, metadata, request, context):
+                    return await unary(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary_unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.unary_stream is not None:
+            stream = handler.unary_stream
+
+            async def unary_stream(
+                request: Any, context: aio.ServicerContext[Any, Any]
+            ) -> AsyncIterator[Any]:
+                with observe(method, metadata, request, context):
+                    async for item in stream(request, context):
+                        yield item
+
+            return grpc.unary_stream_rpc_method_handler(
+                unary_stream, handler.request_deserializer, handler.response_serializer
+            )
+        return handler  # client-streaming shapes: none in this service
+
+    @contextmanager
+    def _observe(
+        self,
+        method: str,
+        metadata: tuple[Any, ...],
+        request: Any,
+        context: aio.ServicerContext[Any, Any],
+    ) -> Iterator[None]:
+        headers = {key: value for key, value in metadata if isinstance(value, str)}
+        request_id = headers.get(REQUEST_ID) or uuid.uuid4().hex[:16]
+        job_id = getattr(request, "job_id", None) or None
+        span = self._tracing.tracer.start_span(
+            method,
+            context=tracing.extract(headers),
+            kind=SpanKind.SERVER,
+            attributes={"rpc.system": "grpc", "rpc.method": method,
+                        "octavia.request_id": request_id},
+        )
+        if job_id:
+            span.set_attribute("octavia.job_id", job_id)
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            with logs.bind(request_id=request_id, job_id=job_id), \
+                    trace.use_span(span, end_on_exit=False, record_exception=False,
+                                   set_status_on_exception=False):
+                yield
+            code = _code(context, "OK")
+        except aio.AbortError:
+            code = _code(context, "UNKNOWN")
+            raise
+        except asyncio.CancelledError:  # the client went away, or the server stops
+            code = "CANCELLED"
+            raise
+        except BaseException:
+            code = _code(context, "UNKNOWN")
+            raise
+        finally:
+            span.set_attribute("rpc.grpc.status_code", code)
+            if code != "OK":
+                span.set_status(Status(StatusCode.ERROR, code))
+            span.end()
+            if self._metrics is not None:
+                self._metrics.rpc_requests.labels(method, code).inc()
+                self._metrics.rpc_seconds.labels(method).observe(time.perf_counter() - started)
+
+
+def _code(context: aio.ServicerContext[Any, Any], default: str) -> str:
+    try:
+        code = context.code()
+    except Exception:  # older grpcio: no code() on the aio context
+        return default
+    if isinstance(code, grpc.StatusCode):
+        return str(code.name)
+    if isinstance(code, int):  # some grpcio versions hand back the raw number
+        return _by_value(code, default)
+    return default
+
+
+def _by_value(value: int, default: str) -> str:
+    for status in grpc.StatusCode:
+        if status.value[0] == value:
+            return str(status.name)
+    return default
