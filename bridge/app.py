@@ -14,17 +14,29 @@ from grpc import aio
 from grpc_health.v1 import health_pb2_grpc
 from octavia.v1 import jobs_pb2_grpc
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from server.auth import TokenAuthority
+from server.metrics import HttpMetricsMiddleware, Metrics, metrics_route
 from server.settings import Settings
+from server.tracing import Tracing
 
 from . import routes_artifacts, routes_jobs, routes_session, web
 from .errors import EXCEPTION_HANDLERS
 
 
-def create_app(settings: Settings, grpc_target: str | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    grpc_target: str | None = None,
+    *,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+) -> Starlette:
     """The bridge talking to `grpc_target`, else `settings.grpc_target`, else the local
-    server at `grpc_host:grpc_port`."""
+    server at `grpc_host:grpc_port`. Beside `octavia serve` it shares the server's metrics
+    (one /metrics for both) and tracer (one trace from the HTTP request to the stages)."""
+    metrics = metrics if metrics is not None else Metrics()
+    tracing = tracing if tracing is not None else Tracing.from_settings(settings)
     target = grpc_target or settings.grpc_target or f"{settings.grpc_host}:{settings.grpc_port}"
 
     @asynccontextmanager
@@ -51,11 +63,14 @@ def create_app(settings: Settings, grpc_target: str | None = None) -> Starlette:
             *routes_artifacts.ROUTES,
             *routes_session.ROUTES,
             *web.routes(),
+            metrics_route(metrics),
         ],
+        middleware=[Middleware(HttpMetricsMiddleware, metrics=metrics, tracing=tracing)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
     app.state.tokens = TokenAuthority(settings)
     app.state.grpc_target = target
     app.state.closing = asyncio.Event()

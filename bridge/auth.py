@@ -21,6 +21,7 @@ from starlette.requests import Request
 
 from server.auth import TokenAuthority
 from server.settings import Settings
+from server.tracing import trace_metadata
 
 SESSION_COOKIE = "octavia_session"
 Metadata = tuple[tuple[str, str], ...]
@@ -34,7 +35,7 @@ class Caller:
 
     @property
     def metadata(self) -> Metadata:
-        return (("authorization", f"Bearer {self.token}"),)
+        return (("authorization", f"Bearer {self.token}"), *trace_metadata())
 
 
 def authenticate(request: Request) -> Caller:

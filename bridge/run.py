@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 
+from server.metrics import Metrics
 from server.settings import Settings
+from server.tracing import Tracing
 
 from . import logs
 from .app import create_app
@@ -29,11 +31,19 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def bridge_server(settings: Settings, grpc_address: str) -> AsyncIterator[int]:
+async def bridge_server(
+    settings: Settings,
+    grpc_address: str,
+    *,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+) -> AsyncIterator[int]:
     """Serve the bridge on `http_host:http_port` while the block runs; yields the port."""
-    app = create_app(settings, settings.grpc_target or grpc_address)
+    app = create_app(settings, settings.grpc_target or grpc_address, metrics=metrics,
+                     tracing=tracing)
     config = uvicorn.Config(
         app,
+        log_config=None,  # our root handlers: JSON when configured, secrets masked
         lifespan="on",
         timeout_graceful_shutdown=SHUTDOWN_GRACE,
         server_header=False,
@@ -62,10 +72,17 @@ async def bridge_server(settings: Settings, grpc_address: str) -> AsyncIterator[
             sock.close()
 
 
-async def run_bridge(settings: Settings, grpc_address: str, stop_event: asyncio.Event) -> None:
+async def run_bridge(
+    settings: Settings,
+    grpc_address: str,
+    stop_event: asyncio.Event,
+    *,
+    metrics: Metrics | None = None,
+    tracing: Tracing | None = None,
+) -> None:
     """Serve the bridge until `stop_event` is set, talking gRPC to `grpc_address`
     (or `settings.grpc_target` when set)."""
-    async with bridge_server(settings, grpc_address):
+    async with bridge_server(settings, grpc_address, metrics=metrics, tracing=tracing):
         await stop_event.wait()
 
 

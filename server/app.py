@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -206,7 +207,13 @@ async def _start_bridge(
         from bridge.run import run_bridge
     except ImportError:  # the bridge is optional until it exists
         return None
-    return asyncio.create_task(run_bridge(settings, server.address, stop), name="bridge")
+    # Once the bridge takes them, it shares this server's metrics (one /metrics for both)
+    # and tracer (one trace from the HTTP request to the stages).
+    accepted = inspect.signature(run_bridge).parameters
+    extra = {name: value for name, value in
+             (("metrics", server.metrics), ("tracing", server.tracing)) if name in accepted}
+    return asyncio.create_task(run_bridge(settings, server.address, stop, **extra),
+                               name="bridge")
 
 
 __all__ = ["OctaviaServer", "create_server", "load_engine", "serve"]

@@ -88,16 +88,18 @@ class ContextFilter(logging.Filter):
 
 
 class RedactFilter(logging.Filter):
-    """Masks secrets in the message and its string arguments before any handler sees them."""
+    """Masks secrets in the message before the handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: redact(v) if isinstance(v, str) else v
-                           for k, v in record.args.items()}
+        # Masking the formatted message: a secret may sit in the format or in an argument,
+        # and masking the format alone could break its placeholders.
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler's error path
+            return True
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 

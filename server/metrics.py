@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,9 +24,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
     start_http_server,
 )
+
+if TYPE_CHECKING:
+    from .tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +117,9 @@ class Metrics:
         self.ready = Gauge(
             "octavia_ready", "1 while the readiness check passes (store and engine).",
             registry=r)
+        # The process's CPU, memory and file descriptors, and the Python version.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         _live.add(self)
 
     # --- helpers -----------------------------------------------------------------------
@@ -194,11 +202,16 @@ class HttpMetricsMiddleware:
 
     Routes are labelled by their template (`/v1/jobs/{job_id}`), never the raw path, so
     job ids do not become label values; unmatched paths count as `<unmatched>`.
+
+    With `tracing`, each request is also a server span continuing the caller's
+    `traceparent` header, current while the request runs, so the gRPC calls it makes can
+    carry it on (`server.tracing.trace_metadata()`).
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing | None = None) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -216,11 +229,38 @@ class HttpMetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            if self.tracing is not None and self.tracing.enabled:
+                await self._traced(scope, receive, send_status, method, route)
+            else:
+                await self.app(scope, receive, send_status)
         finally:
             self.metrics.http_requests.labels(method, route, str(status)).inc()
             self.metrics.http_seconds.labels(method, route).observe(
                 time.perf_counter() - started)
+
+    async def _traced(
+        self, scope: Scope, receive: Receive, send: Send, method: str, route: str
+    ) -> None:
+        from opentelemetry import trace
+        from opentelemetry.trace import SpanKind
+
+        from . import tracing
+
+        assert self.tracing is not None
+        headers = {key.decode("latin-1"): value.decode("latin-1")
+                   for key, value in scope.get("headers", ())}
+        with self.tracing.tracer.start_as_current_span(
+            f"{method} {route}", context=tracing.extract(headers), kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "http.route": route},
+        ) as span:
+            async def send_traced(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    span.set_attribute("http.response.status_code", int(message["status"]))
+                    if int(message["status"]) >= 500:
+                        span.set_status(trace.Status(trace.StatusCode.ERROR))
+                await send(message)
+
+            await self.app(scope, receive, send_traced)
 
 
 def _route_template(app: Any, scope: Scope) -> str:

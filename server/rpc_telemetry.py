@@ -34,19 +34,17 @@ class TelemetryInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method: str = handler_call_details.method.lstrip("/")  # type: ignore[attr-defined]
-        metadata = tuple(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        method = str(handler_call_details.method).lstrip("/")
+        metadata = tuple(handler_call_details.invocation_metadata or ())
         return self._wrap(handler, method, metadata)
 
-    def _wrap(
-        self, handler: grpc.RpcMethodHandler, method: str, metadata: tuple[Any, ...]
-    ) -> grpc.RpcMethodHandler:
+    def _wrap(self, handler: Any, method: str, metadata: tuple[Any, ...]) -> Any:
         observe = self._observe
         if handler.unary_unary is not None:
             unary = handler.unary_unary

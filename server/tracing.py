@@ -77,11 +77,13 @@ def create_provider(settings: Settings) -> TracerProvider | None:
 
 def _otlp_exporter() -> Any:
     try:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # type: ignore[import-not-found]
+            OTLPSpanExporter,
+        )
     except ImportError:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter,  # type: ignore[assignment]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+                OTLPSpanExporter,
             )
         except ImportError:
             log.warning("OCTAVIA_TRACING_EXPORTER=otlp needs opentelemetry-exporter-otlp; "

@@ -38,7 +38,7 @@ def worker_app(
     return app
 
 
-def enqueuer(app: procrastinate.App) -> Callable[[Any, JobRecord, str | None], int | None]:
+def enqueuer(app: procrastinate.App) -> Callable[..., int | None]:
     """The store's `enqueue` hook: defer the job's task inside the storing transaction;
     a W3C `traceparent`, when given, rides along so the worker continues the trace."""
 

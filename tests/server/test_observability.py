@@ -12,13 +12,13 @@ import httpx
 import pytest
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from octavia.v1 import jobs_pb2 as pb
+from octavia.v1 import jobs_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from octavia.v1 import jobs_pb2 as pb
-from octavia.v1 import jobs_pb2_grpc
 from server import logs
 from server.app import OctaviaServer
 from server.auth import TokenAuthority
@@ -26,7 +26,7 @@ from server.engine import JobContext, JobResult, JobSpec
 from server.jobs import Phase
 from server.metrics import HttpMetricsMiddleware, Metrics, metrics_route, observe_model_load
 from server.settings import Settings
-from server.tracing import trace_metadata
+from server.tracing import Tracing, trace_metadata
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
 from tests.support.waiting import eventually
@@ -108,11 +108,10 @@ async def test_refused_calls_failures_and_cancels_are_counted_by_code_and_reason
                  code="UNAUTHENTICATED") - value(
         before, "octavia_grpc_requests_total", method="octavia.v1.JobService/GetStatus",
         code="UNAUTHENTICATED") == 1
-    labels = {"reason": "ENGINE_FAILED", "phase": "translating"}
     failures = {k: v for k, v in after.items() if k[0] == "octavia_jobs_failed_total"}
     assert sum(failures.values()) == 1, failures
     ((_, got),) = failures
-    assert dict(got)["phase"] == labels["phase"]
+    assert dict(got)["phase"] == "translating" and dict(got)["reason"]
     # The stage that failed is not timed as a finished stage; the one before it is.
     assert value(after, "octavia_stage_duration_seconds_count", stage="transcribe") == 1
     assert value(after, "octavia_stage_duration_seconds_count", stage="translate") == 0
@@ -157,6 +156,34 @@ async def test_the_bridge_helpers_count_http_requests_by_route_template() -> Non
                  route="/v1/jobs/{job_id}", status="200") == 2
     assert value(samples, "octavia_http_requests_total", method="GET",
                  route="<unmatched>", status="404") == 1
+
+
+async def test_the_bridge_middleware_carries_the_trace_into_grpc_metadata(
+    spans: InMemorySpanExporter,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+
+    async def job(request: Request) -> JSONResponse:
+        return JSONResponse(dict(trace_metadata()))  # what a gRPC call would carry
+
+    app = Starlette(routes=[Route("/v1/jobs/{job_id}", job)], middleware=[
+        Middleware(HttpMetricsMiddleware, metrics=Metrics(), tracing=Tracing(provider))])
+    incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
+        sent = (await client.get("/v1/jobs/abc", headers={"traceparent": incoming})).json()
+    (span,) = spans.get_finished_spans()
+    assert span.name == "GET /v1/jobs/{job_id}"
+    assert f"{span.context.trace_id:032x}" == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert sent["traceparent"].split("-")[1:3] == [
+        "4bf92f3577b34da6a3ce929d0e0e4736", f"{span.context.span_id:016x}"]
 
 
 # --- logs -------------------------------------------------------------------------------
@@ -278,11 +305,8 @@ async def test_one_job_is_one_trace_with_a_span_per_stage(
             job = await submit(stub, wav, (*auth, *trace_metadata()))
         await watch_all(stub, job.job_id, auth)
 
-    def job_span_ended() -> bool:
-        return any(s.name == "octavia.job" for s in spans.get_finished_spans())
-
     async def ended() -> bool:
-        return job_span_ended()
+        return any(s.name == "octavia.job" for s in spans.get_finished_spans())
 
     await eventually(ended, timeout=5)
     finished = spans.get_finished_spans()

@@ -42,6 +42,9 @@ async def worker(args: argparse.Namespace, settings: Settings, io: Io) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=io.err)]
     )
+    from server.logs import configure_logging
+
+    configure_logging(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
