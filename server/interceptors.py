@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
 from grpc import aio
 from octavia.errors import Internal, OctaviaError
 
+from ._handlers import Around, wrap_handler
 from .auth import TokenAuthority
 from .principal import set_principal
 
@@ -25,46 +27,22 @@ PUBLIC_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 Guard = Callable[[aio.ServicerContext[Any, Any]], Awaitable[None]]
 
 
-def _wrap(handler: grpc.RpcMethodHandler, guard: Guard) -> grpc.RpcMethodHandler:
-    """A copy of `handler` whose behaviour runs `guard` first and maps errors to statuses."""
-    if handler.unary_unary is not None:
-        unary = handler.unary_unary
+def _guarded(guard: Guard) -> Around:
+    """Runs `guard` first, then maps the behaviour's errors to statuses in one place."""
 
-        async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-            await guard(context)
-            try:
-                return await unary(request, context)
-            except OctaviaError as error:
-                await context.abort_with_status(error.to_status())
-            except aio.AbortError:
-                raise
-            except Exception as error:
-                await _internal(context, error)
+    @asynccontextmanager
+    async def around(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        await guard(context)
+        try:
+            yield
+        except OctaviaError as error:
+            await context.abort_with_status(error.to_status())
+        except aio.AbortError:
+            raise
+        except Exception as error:
+            await _internal(context, error)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer
-        )
-    if handler.unary_stream is not None:
-        stream = handler.unary_stream
-
-        async def unary_stream(
-            request: Any, context: aio.ServicerContext[Any, Any]
-        ) -> AsyncIterator[Any]:
-            await guard(context)
-            try:
-                async for item in stream(request, context):
-                    yield item
-            except OctaviaError as error:
-                await context.abort_with_status(error.to_status())
-            except aio.AbortError:
-                raise
-            except Exception as error:
-                await _internal(context, error)
-
-        return grpc.unary_stream_rpc_method_handler(
-            unary_stream, handler.request_deserializer, handler.response_serializer
-        )
-    return handler  # client-streaming shapes: none in this service
+    return around
 
 
 async def _internal(context: aio.ServicerContext[Any, Any], error: Exception) -> None:
@@ -87,7 +65,7 @@ class AuthInterceptor(aio.ServerInterceptor):
         method: str = handler_call_details.method  # type: ignore[attr-defined]
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
-        return _wrap(handler, self._authenticate)
+        return wrap_handler(handler, _guarded(self._authenticate))
 
     async def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> None:
         metadata = dict(context.invocation_metadata() or ())

@@ -12,7 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import grpc
@@ -21,6 +21,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import logs, tracing
+from ._handlers import wrap_handler
 from .metrics import Metrics
 from .tracing import Tracing
 
@@ -45,31 +46,13 @@ class TelemetryInterceptor(aio.ServerInterceptor):
         return self._wrap(handler, method, metadata)
 
     def _wrap(self, handler: Any, method: str, metadata: tuple[Any, ...]) -> Any:
-        observe = self._observe
-        if handler.unary_unary is not None:
-            unary = handler.unary_unary
+        @asynccontextmanager
+        async def around(request: Any, context: aio.ServicerContext[Any, Any]
+                         ) -> AsyncIterator[None]:
+            with self._observe(method, metadata, request, context):
+                yield
 
-            async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-                with observe(method, metadata, request, context):
-                    return await unary(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                unary_unary, handler.request_deserializer, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            stream = handler.unary_stream
-
-            async def unary_stream(
-                request: Any, context: aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                with observe(method, metadata, request, context):
-                    async for item in stream(request, context):
-                        yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                unary_stream, handler.request_deserializer, handler.response_serializer
-            )
-        return handler  # client-streaming shapes: none in this service
+        return wrap_handler(handler, around)
 
     @contextmanager
     def _observe(
