@@ -118,6 +118,23 @@ class RateEngine:
         pass
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """Listen the way `bridge.run._bind` does (`socket.create_server`: proto 0, so asyncio
+    does not set TCP_NODELAY on accepted sockets), or with proto IPPROTO_TCP under
+    `--nodelay` (asyncio then sets TCP_NODELAY, as it does when uvicorn binds itself)."""
+    if not NODELAY:
+        return socket.create_server((host, port), reuse_port=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+NODELAY = False
+
+
 class _Quiet(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -133,7 +150,7 @@ async def bare_server(body: bytes) -> AsyncIterator[int]:
 
     app = Starlette(routes=[Route("/status", status)])
     config = uvicorn.Config(app, log_config=None, lifespan="on", server_header=False)
-    sock = socket.create_server(("127.0.0.1", 0))
+    sock = bind("127.0.0.1", 0)
     server = _Quiet(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -292,7 +309,8 @@ async def main_async(options: argparse.Namespace) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), "?")
     print(f"\nMachine: nproc {os.cpu_count()}, {cpu}; rate {options.rate:g} events/s for "
-          f"{options.seconds:g} s per job; clients in a subprocess.")
+          f"{options.seconds:g} s per job; clients in a subprocess; "
+          f"{'--nodelay (bridge socket patched)' if NODELAY else 'bridge socket as shipped'}.")
 
 
 def main() -> None:
@@ -306,7 +324,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="bound on connecting / finishing one round, seconds")
+    parser.add_argument("--nodelay", action="store_true",
+                        help="bind the bridge (and the bare app) with proto IPPROTO_TCP so "
+                             "accepted sockets get TCP_NODELAY (what a fix would do)")
     options = parser.parse_args()
+    if options.nodelay:
+        global NODELAY
+        NODELAY = True
+        import bridge.run
+
+        bridge.run._bind = bind  # type: ignore[assignment]
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(main_async(options))
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from .engine import ArtifactWriter, Checkpoints, JobCancelled
 from .jobs import RUNNING_PHASES, EventType, Phase, Status, overall_percentage
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
     from ._job_telemetry import JobTelemetry
     from .store.store import Mutation
 
-Apply = Callable[["Mutation"], Awaitable[JobEvent | None]]
-IsOver = Callable[[], Awaitable[bool]]
+Apply = Callable[["Mutation"], Coroutine[Any, Any, JobEvent | None]]
+IsOver = Callable[[], Coroutine[Any, Any, bool]]
 
 # How often a context that watches the store asks it whether the job was cancelled.
 STORE_POLL_SECONDS = 0.5

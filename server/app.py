@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import signal
 from typing import TYPE_CHECKING, Any
@@ -94,7 +93,7 @@ class OctaviaServer:
                 ("grpc.max_send_message_length", settings.grpc_message_limit),
             ],
         )
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(
+        jobs_pb2_grpc.add_JobServiceServicer_to_server(  # type: ignore[no-untyped-call]
             JobService(settings, self.store, self.bus, self.dispatcher, self.artifacts,
                        metrics=self.metrics),
             self.grpc,
@@ -207,13 +206,11 @@ async def _start_bridge(
         from bridge.run import run_bridge
     except ImportError:  # the bridge is optional until it exists
         return None
-    # Once the bridge takes them, it shares this server's metrics (one /metrics for both)
-    # and tracer (one trace from the HTTP request to the stages).
-    accepted = inspect.signature(run_bridge).parameters
-    extra = {name: value for name, value in
-             (("metrics", server.metrics), ("tracing", server.tracing)) if name in accepted}
-    return asyncio.create_task(run_bridge(settings, server.address, stop, **extra),
-                               name="bridge")
+    # The bridge shares this server's metrics (one /metrics for both) and tracer (one
+    # trace from the HTTP request to the stages).
+    bridge = run_bridge(settings, server.address, stop, metrics=server.metrics,
+                        tracing=server.tracing)
+    return asyncio.create_task(bridge, name="bridge")
 
 
 __all__ = ["OctaviaServer", "create_server", "load_engine", "serve"]

@@ -7,10 +7,11 @@ import asyncio
 import contextvars
 import logging
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from octavia.errors import NotFound, Reason
 from opentelemetry import trace
@@ -178,7 +179,7 @@ class JobExecutor:
             self.running.pop(job_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _apply_for(self, job_id: str) -> Callable[[Mutation], object]:
+    def _apply_for(self, job_id: str) -> Callable[[Mutation], Coroutine[Any, Any, JobEvent | None]]:
         async def apply(mutation: Mutation) -> JobEvent | None:
             try:
                 with logs.bind(job_id=job_id):
@@ -192,7 +193,7 @@ class JobExecutor:
 
         return apply
 
-    def _is_over(self, job_id: str) -> Callable[[], object]:
+    def _is_over(self, job_id: str) -> Callable[[], Coroutine[Any, Any, bool]]:
         async def is_over() -> bool:
             return (await self.store.get(job_id)).is_terminal
 

@@ -76,7 +76,7 @@ class HealthMonitor:
         await self._set(status)
         return serving
 
-    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+    async def _set(self, status: int) -> None:
         await self.servicer.set(SERVICE_NAME, status)
 
     async def _loop(self) -> None:

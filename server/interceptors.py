@@ -58,19 +58,21 @@ class AuthInterceptor(aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method  # type: ignore[attr-defined]
+        method = str(handler_call_details.method)
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
         return wrap_handler(handler, _guarded(self._authenticate))
 
     async def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> None:
         metadata = dict(context.invocation_metadata() or ())
+        value = metadata.get("authorization")
+        header = value.decode("latin-1") if isinstance(value, bytes) else value
         try:
-            principal = self._tokens.verify_header(metadata.get("authorization"))
+            principal = self._tokens.verify_header(header)
         except OctaviaError as error:
             await context.abort_with_status(error.to_status())
             return

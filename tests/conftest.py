@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from grpc import aio
-
 from octavia.v1 import jobs_pb2_grpc
+
 from server.app import OctaviaServer
 from server.auth import TokenAuthority
 from server.settings import Settings

@@ -73,7 +73,7 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
 
 
 def is_retryable(error: grpc.RpcError) -> bool:
-    return error.code() in RETRYABLE_CODES  # type: ignore[attr-defined]
+    return error.code() in RETRYABLE_CODES
 
 
 def read_source(source: Source) -> tuple[bytes, str]:

@@ -58,7 +58,7 @@ class AsyncOctaviaClient:
             if credentials is not None
             else aio.insecure_channel(target, options=options)
         )
-        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
+        self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata = auth_metadata(token)
         self.timeout = timeout
         self.retry = retry or RetryPolicy()

@@ -153,8 +153,8 @@ _BY_CODE: dict[grpc.StatusCode, type[OctaviaError]] = {
 
 def from_rpc_error(error: grpc.RpcError) -> OctaviaError:
     """Turn a failed call into the typed error, reading the ErrorInfo when present."""
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    message: str = error.details() or code.name  # type: ignore[attr-defined]
+    code: grpc.StatusCode = error.code()
+    message: str = error.details() or code.name
     cls = _BY_CODE.get(code, OctaviaError)
     reason: str | None = None
     retryable: bool | None = None

@@ -16,6 +16,7 @@ the runner does not announce a phase twice. A resumed stage's speed is not recor
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -229,7 +230,7 @@ class DubbingJob:
         board = ProgressBoard(self.context, self.engine.speeds, started.duration)
         done = Overlap(
             started, load_translate=load_translate,
-            load_speakers=[lambda i=i: load_speaker(i)
+            load_speakers=[functools.partial(load_speaker, i)
                            for i in range(max(self.options.tts_workers, 1))],
             board=board, guard=self._stage, check_cancelled=self.context.check_cancelled,
             batch_size=self.options.translation_batch_size,

@@ -71,7 +71,7 @@ def voice_name(voices: dict[str, str], fallback: str, language: str) -> str:
 
 def load_voice(name: str, device: Device, *, offline: bool) -> Voice:
     """A voice from a Coqui model name or a local folder holding model.pth and config.json."""
-    from TTS.api import TTS  # type: ignore[import-untyped]
+    from TTS.api import TTS
 
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -106,7 +106,7 @@ def _checkpoint_in(folder: Path) -> Path | None:
 
 
 def _is_downloaded(name: str) -> bool:
-    from TTS.utils.manage import ModelManager  # type: ignore[import-untyped]
+    from TTS.utils.manage import ModelManager
 
     try:
         _item, full_name, _model = ModelManager(progress_bar=False)._set_model_item(name)

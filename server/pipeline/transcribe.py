@@ -49,7 +49,7 @@ class Transcript:
 
 def load_whisper(name: str, device: Device, *, offline: bool, cpu_threads: int = 0) -> Any:
     """A faster-whisper model from a size name, a hub id or a local CTranslate2 folder."""
-    from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+    from faster_whisper import WhisperModel
 
     if Path(name).expanduser().is_dir() and not (Path(name).expanduser() / "model.bin").exists():
         from .models import model_missing

@@ -223,11 +223,11 @@ class JobStore:
                 query = query.where(
                     or_(
                         JobRecord.created_at < created,
-                        (JobRecord.created_at == created) & (JobRecord.id < job_id),  # type: ignore[arg-type,operator]
+                        (JobRecord.created_at == created) & (JobRecord.id < job_id),
                     )
                 )
             query = query.order_by(
-                JobRecord.created_at.desc(), JobRecord.id.desc()  # type: ignore[attr-defined,union-attr]
+                JobRecord.created_at.desc(), JobRecord.id.desc()  # type: ignore[attr-defined]
             ).limit(limit)
             return [
                 snapshot_of(r, self._queue_position(session, r)) for r in session.exec(query)
@@ -348,7 +348,7 @@ class JobStore:
             JobRecord.status == Status.PENDING.value,
             or_(
                 JobRecord.created_at < record.created_at,
-                (JobRecord.created_at == record.created_at) & (JobRecord.id < record.id),  # type: ignore[arg-type,operator]
+                (JobRecord.created_at == record.created_at) & (JobRecord.id < record.id),
             ),
         )
         return int(session.exec(ahead).one())

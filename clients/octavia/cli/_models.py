@@ -146,7 +146,7 @@ def _download(model: Model) -> Path:
     if model.is_local:
         return Path(model.name).expanduser()
     if model.setting == "asr_model":
-        from faster_whisper import download_model  # type: ignore[import-untyped]
+        from faster_whisper import download_model
 
         return Path(download_model(model.name))
     if model.setting.startswith("translation"):
@@ -157,7 +157,7 @@ def _download(model: Model) -> Path:
             return Path(snapshot_download(model.name, allow_patterns=TRANSLATION_FILES))
         except RepositoryNotFoundError:
             raise _NoSuchModel(model.name) from None
-    from TTS.utils.manage import ModelManager  # type: ignore[import-untyped]
+    from TTS.utils.manage import ModelManager
 
     path, _config, _item = ModelManager(progress_bar=True).download_model(model.name)
     return Path(path)
@@ -188,7 +188,7 @@ def _local_path(model: Model) -> Path | None:
 
 def _tts_home() -> Path:
     try:
-        from TTS.utils.generic_utils import get_user_data_dir  # type: ignore[import-untyped]
+        from TTS.utils.generic_utils import get_user_data_dir
 
         return Path(get_user_data_dir("tts"))
     except ImportError:

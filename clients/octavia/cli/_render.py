@@ -93,7 +93,7 @@ def update_line(update: pb.WatchJobResponse) -> str:
 
 
 def _time(job: pb.Job, field: str) -> str:
-    if not job.HasField(field):  # type: ignore[arg-type]
+    if not job.HasField(field):
         return ""
     stamp = getattr(job, field).ToDatetime()
     return str(stamp.isoformat(sep=" ", timespec="seconds"))
