@@ -99,7 +99,7 @@ async def grpc_watch(args: dict[str, Any]) -> dict[str, Any]:
                 job = message.job
                 tally.see(job.current_step, str(job.phase) if job.phase else "",
                           job.status in terminal, now)
-        except Exception as error:  # noqa: BLE001 - reported, not raised
+        except Exception as error:
             errors.append(repr(error)[:200])
 
     try:
@@ -143,7 +143,7 @@ async def sse_watch(args: dict[str, Any]) -> dict[str, Any]:
                                     tally.see(job.get("current_step") or "",
                                               job.get("phase") or "",
                                               job.get("status") in terminal, now)
-            except Exception as error:  # noqa: BLE001 - reported, not raised
+            except Exception as error:
                 errors.append(repr(error)[:200])
 
         try:
