@@ -1,8 +1,9 @@
 """The artifact store: result files of each job, on any fsspec filesystem.
 
-Layout: `<root>/<job_id>/<name>`. Clients learn artifact names only from a completed
-job's snapshot, so files written by a job that later fails are never visible; they are
-removed with `discard`.
+Layout: `<root>/<job_id>/<name>` for a job's first version, `<root>/<job_id>/v<N>/<name>`
+for the outputs of its re-dub N (kept beside the earlier ones). Clients learn artifact
+names only from a completed job's snapshot, so files written by a job that later fails
+are never visible; they are removed with `discard`.
 """
 
 from __future__ import annotations
@@ -40,27 +41,33 @@ class ArtifactStore:
         self.fs, self.root = url_to_fs(url)
         self.fs.makedirs(self.root, exist_ok=True)
 
-    def _path(self, job_id: str, name: str) -> str:
-        return f"{self.root.rstrip('/')}/{job_id}/{check_artifact_name(name)}"
+    def _folder(self, job_id: str, version: int = 1) -> str:
+        folder = f"{self.root.rstrip('/')}/{job_id}"
+        return folder if version == 1 else f"{folder}/v{int(version)}"
 
-    def writer(self, job_id: str) -> JobArtifactWriter:
-        return JobArtifactWriter(self, job_id)
+    def _path(self, job_id: str, name: str, version: int = 1) -> str:
+        return f"{self._folder(job_id, version)}/{check_artifact_name(name)}"
 
-    def size(self, job_id: str, name: str) -> int:
+    def writer(self, job_id: str, version: int = 1) -> JobArtifactWriter:
+        return JobArtifactWriter(self, job_id, version)
+
+    def size(self, job_id: str, name: str, version: int = 1) -> int:
         try:
-            return int(self.fs.size(self._path(job_id, name)))
+            return int(self.fs.size(self._path(job_id, name, version)))
         except FileNotFoundError:
             raise NotFound(f"artifact {name} not found", reason=Reason.ARTIFACT_NOT_FOUND) from None
 
-    def open(self, job_id: str, name: str) -> IO[bytes]:
+    def open(self, job_id: str, name: str, version: int = 1) -> IO[bytes]:
         try:
-            return self.fs.open(self._path(job_id, name), "rb")  # type: ignore[no-any-return]
+            return self.fs.open(self._path(job_id, name, version), "rb")  # type: ignore[no-any-return]
         except FileNotFoundError:
             raise NotFound(f"artifact {name} not found", reason=Reason.ARTIFACT_NOT_FOUND) from None
 
-    def iter_range(self, job_id: str, name: str, start: int, end: int) -> Iterator[bytes]:
+    def iter_range(
+        self, job_id: str, name: str, start: int, end: int, version: int = 1
+    ) -> Iterator[bytes]:
         """Bytes start..end (inclusive) of an artifact, in chunks."""
-        with self.open(job_id, name) as handle:
+        with self.open(job_id, name, version) as handle:
             handle.seek(start)
             remaining = end - start + 1
             while remaining > 0:
@@ -80,18 +87,25 @@ class ArtifactStore:
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=True)
 
+    def discard_version(self, job_id: str, version: int) -> None:
+        """Remove the outputs of one re-dub (N ≥ 2) that did not complete."""
+        folder = self._folder(job_id, version)
+        if version > 1 and self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
+
 
 class JobArtifactWriter:
     """Writes one job's artifacts, hashing them on the way in."""
 
-    def __init__(self, store: ArtifactStore, job_id: str) -> None:
+    def __init__(self, store: ArtifactStore, job_id: str, version: int = 1) -> None:
         self._store = store
         self._job_id = job_id
+        self._version = version
 
     def put_file(self, name: str, path: Path, media_type: str) -> ArtifactInfo:
         digest = hashlib.sha256()
         size = 0
-        target = self._store._path(self._job_id, name)
+        target = self._store._path(self._job_id, name, self._version)
         self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         with open(path, "rb") as source, self._store.fs.open(target, "wb") as sink:
             while chunk := source.read(CHUNK):
@@ -101,7 +115,7 @@ class JobArtifactWriter:
         return ArtifactInfo(name, media_type, size, digest.hexdigest())
 
     def put_bytes(self, name: str, data: bytes, media_type: str) -> ArtifactInfo:
-        target = self._store._path(self._job_id, name)
+        target = self._store._path(self._job_id, name, self._version)
         self._store.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
         with self._store.fs.open(target, "wb") as sink:
             sink.write(data)

@@ -8,7 +8,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from octavia.v1 import jobs_pb2 as pb
 
-from .jobs import MixMode
+from .jobs import MixMode, Phase
 from .store import JobEvent
 
 _MIX_TO_PB = {
@@ -17,6 +17,30 @@ _MIX_TO_PB = {
     MixMode.SEPARATED: pb.MIX_MODE_SEPARATED,
 }
 MIX_FROM_PB = {value: key for key, value in _MIX_TO_PB.items()}
+
+
+def phase_to_proto(phase: str) -> Any:
+    """The JobPhase value of a domain phase."""
+    return _enum(pb.JobPhase, "JOB_PHASE", phase)
+
+
+def phase_from_proto(value: int) -> Phase | None:
+    """The domain phase of a JobPhase value, None for UNSPECIFIED or unknown values."""
+    name = pb.JobPhase.Name(value) if value in pb.JobPhase.values() else ""
+    try:
+        return Phase(name.removeprefix("JOB_PHASE_").lower()) if value else None
+    except ValueError:
+        return None
+
+
+def timestamp(value: str | None) -> Timestamp | None:
+    """A protobuf Timestamp from a stored ISO-8601 string."""
+    return _timestamp(value)
+
+
+def artifact_to_proto(artifact: dict[str, Any]) -> pb.Artifact:
+    return pb.Artifact(**{k: artifact[k] for k in ("name", "media_type", "size_bytes", "sha256")})
+
 
 
 def _enum(enum_type: Any, prefix: str, value: str | None) -> int:
@@ -48,8 +72,13 @@ def job_to_proto(snapshot: dict[str, Any]) -> pb.Job:
         request_id=snapshot["request_id"] or "",
         source_filename=snapshot["source_filename"] or "",
         sequence=snapshot["sequence"],
-        options=pb.JobOptions(mix_mode=_MIX_TO_PB[MixMode(snapshot["mix_mode"])]),
-        artifacts=[pb.Artifact(**artifact) for artifact in snapshot["artifacts"]],
+        options=pb.JobOptions(
+            mix_mode=_MIX_TO_PB[MixMode(snapshot["mix_mode"])],
+            pause_after=[phase_to_proto(p) for p in snapshot.get("pause_after") or []],
+            webhook_url=snapshot.get("webhook_url") or "",
+        ),
+        artifacts=[artifact_to_proto(artifact) for artifact in snapshot["artifacts"]],
+        version=snapshot.get("version") or 1,
     )
     for field in ("created_at", "started_at", "completed_at"):
         stamp = _timestamp(snapshot[field])

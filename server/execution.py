@@ -20,8 +20,8 @@ from . import logs
 from ._context import RunnerContext
 from ._job_telemetry import JobTelemetry
 from .artifacts import ArtifactStore
-from .engine import Engine, EngineError, JobCancelled, JobResult, JobSpec
-from .jobs import EventType, Phase, Status
+from .engine import Engine, EngineError, JobCancelled, JobPaused, JobResult, JobSpec
+from .jobs import EventType, Phase, Status, overall_percentage
 from .metrics import Metrics
 from .settings import Settings
 from .store import JobEvent, JobRecord, JobStore
@@ -129,13 +129,14 @@ class JobExecutor:
             source_language=record.source_language,
             mix_mode=record.mix_mode,
             workdir=workdir,
+            pause_after=frozenset(Phase(p) for p in record.pause_after or []),
         )
         loop = asyncio.get_running_loop()
         context = RunnerContext(
             job_id,
             self._apply_for(job_id),
             loop,
-            self.artifacts.writer(job_id),
+            self.artifacts.writer(job_id, record.version),
             self.settings.progress_interval_seconds,
             checkpoints=self.artifacts.checkpoints(job_id),
             reached=record.phase,
@@ -157,22 +158,28 @@ class JobExecutor:
             context.cancelled.set()  # the engine thread stops at its next check
             raise
         except JobCancelled:
-            await self._discard(job_id)
+            await self._discard(job_id, record.version)
             return "cancelled", None
+        except JobPaused as paused:
+            await self.change(job_id, pause(paused.phase))
+            log.info("job paused for review after %s", paused.phase.value)
+            return "paused", None
         except EngineError as error:
-            await self._fail(job_id, context.phase, error.message, error.reason, error.retryable)
+            await self._fail(job_id, record.version, context.phase, error.message,
+                             error.reason, error.retryable)
             return "failed", error.reason
         except MemoryError:
-            await self._fail(job_id, context.phase, "ran out of memory", Reason.OUT_OF_MEMORY,
-                             True)
+            await self._fail(job_id, record.version, context.phase, "ran out of memory",
+                             Reason.OUT_OF_MEMORY, True)
             return "failed", Reason.OUT_OF_MEMORY
         except Exception as error:
             log.exception("job %s failed in %s", job_id, context.phase)
             message = f"{context.phase.value} failed: {type(error).__name__}: {error}"
-            await self._fail(job_id, context.phase, message, Reason.STAGE_FAILED, False)
+            await self._fail(job_id, record.version, context.phase, message,
+                             Reason.STAGE_FAILED, False)
             return "failed", Reason.STAGE_FAILED
         else:
-            if await self._complete(job_id, result):
+            if await self._complete(job_id, record.version, result):
                 return "completed", None
             return "cancelled", None
         finally:
@@ -199,7 +206,7 @@ class JobExecutor:
 
         return is_over
 
-    async def _complete(self, job_id: str, result: JobResult) -> bool:
+    async def _complete(self, job_id: str, version: int, result: JobResult) -> bool:
         def mutate(job: JobRecord) -> EventType:
             job.status = Status.COMPLETED
             job.phase = Phase.COMPLETED
@@ -210,10 +217,13 @@ class JobExecutor:
             job.output_file = result.output_file
             job.artifacts = [asdict(a) for a in result.artifacts]
             job.eta_seconds = 0.0
+            job.versions = [*(v for v in job.versions or [] if v["version"] != job.version),
+                            {"version": job.version, "completed_at": job.completed_at.isoformat(),
+                             "output_file": job.output_file, "artifacts": job.artifacts}]
             return EventType.COMPLETED
 
         if await self.change(job_id, mutate) is None:  # cancelled at the last moment
-            await self._discard(job_id)
+            await self._discard(job_id, version)
             return False
         if self.metrics is not None:
             self.metrics.jobs_completed.inc()
@@ -221,19 +231,25 @@ class JobExecutor:
         return True
 
     async def _fail(
-        self, job_id: str, phase: Phase, message: str, reason: str, retryable: bool
+        self, job_id: str, version: int, phase: Phase, message: str, reason: str,
+        retryable: bool,
     ) -> None:
         if await self.change(job_id, failure(phase, message, reason, retryable)) is not None:
             self.count_failure(reason, phase)
             log.info("job failed while %s: %s (%s)", Phase(phase).value, message, reason)
-        await self._discard(job_id)
+        await self._discard(job_id, version)
 
     def count_failure(self, reason: str, phase: Phase | str) -> None:
         if self.metrics is not None:
             self.metrics.jobs_failed.labels(str(reason), Phase(phase).value).inc()
 
-    async def _discard(self, job_id: str) -> None:
-        await asyncio.to_thread(self.artifacts.discard, job_id)
+    async def _discard(self, job_id: str, version: int) -> None:
+        """Remove what a job that did not complete wrote; a failed re-dub keeps the
+        versions before it and the checkpoints they were made from."""
+        if version == 1:
+            await asyncio.to_thread(self.artifacts.discard, job_id)
+        else:
+            await asyncio.to_thread(self.artifacts.discard_version, job_id, version)
 
 
 def failure(phase: Phase | str, message: str, reason: str, retryable: bool) -> Mutation:
@@ -251,6 +267,21 @@ def failure(phase: Phase | str, message: str, reason: str, retryable: bool) -> M
         job.completed_at = utcnow()
         job.eta_seconds = None
         return EventType.FAILED
+
+    return mutate
+
+
+def pause(phase: Phase) -> Mutation:
+    """The change that stops a job for review after `phase`; its outputs so far are kept."""
+    what = "transcript" if phase == Phase.TRANSCRIBING else "translation"
+
+    def mutate(job: JobRecord) -> EventType:
+        job.status = Status.AWAITING_REVIEW
+        job.progress = max(job.progress, overall_percentage(phase, 1.0))
+        job.current_step = f"Awaiting review of the {what}"
+        job.pause_after = [p for p in job.pause_after or [] if p != phase.value]
+        job.eta_seconds = None
+        return EventType.AWAITING_REVIEW
 
     return mutate
 

@@ -11,6 +11,7 @@ class Status(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    AWAITING_REVIEW = "awaiting_review"
 
     @property
     def is_terminal(self) -> bool:
@@ -36,6 +37,8 @@ class EventType(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UPDATED = "updated"
+    AWAITING_REVIEW = "awaiting_review"
+    RESUMED = "resumed"
 
     @property
     def is_coalescible(self) -> bool:
@@ -56,6 +59,9 @@ class MixMode(StrEnum):
 TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 RUNNING_PHASES = (Phase.TRANSCRIBING, Phase.TRANSLATING, Phase.SYNTHESIZING, Phase.UPLOADING)
+
+# The phases a job can pause after, for a person to review its segments.
+REVIEWABLE_PHASES = (Phase.TRANSCRIBING, Phase.TRANSLATING)
 
 # The share of the overall progress bar each running phase fills, in order.
 # Transcription and synthesis dominate a dub's wall time on CPU.

@@ -50,7 +50,12 @@ def bind(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         for var, token in reversed(tokens):
-            var.reset(token)
+            try:
+                var.reset(token)
+            except ValueError:
+                # A streaming handler whose client went away is closed from another
+                # context (grpc's GeneratorExit); that context never saw these values.
+                pass
 
 
 def set_field(name: str, value: str | None) -> None:

@@ -23,6 +23,7 @@ from .metrics import Metrics
 from .settings import Settings
 from .store import JobEvent, JobRecord, JobStore
 from .store.models import utcnow
+from .store.store import Mutation
 from .tracing import Tracing
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class Dispatcher(Protocol):
     async def stop(self) -> None: ...
     async def submit(self, record: JobRecord) -> tuple[JobEvent, bool]: ...
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any]: ...
+    async def requeue(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+        """Queue a job again (resumed after review, re-dubbed) after `mutation` made it
+        pending; RESOURCE_EXHAUSTED when the queue is full."""
+        ...
 
     @property
     def queue_depth(self) -> int: ...
@@ -106,6 +111,18 @@ class JobRunner:
             self.bus.publish(event)
             self._queue.put_nowait(event.job_id)
         return event, created
+
+    async def requeue(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+        async with self._admission:
+            if len(self._pending) >= self.settings.queue_size:
+                raise queue_full(self.settings)
+            event = await self.store.reopen(job_id, mutation)
+            if event is not None:
+                self._pending.add(job_id)
+        if event is not None:
+            self.bus.publish(event)
+            self._queue.put_nowait(job_id)
+        return event
 
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         record = await self.store.get(job_id, owner)  # NotFound for strangers

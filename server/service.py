@@ -17,16 +17,16 @@ from octavia.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from octavia.v1 import jobs_pb2 as pb
 from octavia.v1 import jobs_pb2_grpc
 
-from . import logs, submission
+from . import logs, review, submission
 from .artifacts import CHUNK, ArtifactStore, check_artifact_name
-from .convert import event_to_proto, job_to_proto, snapshot_to_watch
+from .convert import artifact_to_proto, event_to_proto, job_to_proto, snapshot_to_watch, timestamp
 from .events import EventBus
-from .jobs import EventType
+from .jobs import EventType, Status
 from .metrics import Metrics
 from .principal import current_principal
 from .runner import Dispatcher
 from .settings import Settings
-from .store import JobStore
+from .store import JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +164,11 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         name = check_artifact_name(request.name)
         if request.offset < 0 or request.length < 0:
             raise InvalidArgument("offset and length must not be negative")
+        if request.version < 0:
+            raise InvalidArgument("version must be 0 (the current one) or a listed version")
         record = await self.store.get(job_id, current_principal().subject)
-        if record.status != "completed":
-            raise FailedPrecondition(
-                f"job {job_id} is {record.status}; artifacts exist once it has completed",
-                reason=Reason.JOB_NOT_FINISHED,
-                retryable=record.status in ("pending", "processing"),
-            )
-        listed = next((a for a in record.artifacts or [] if a["name"] == name), None)
+        version = request.version or record.version
+        listed = next((a for a in _artifacts_of(record, version) if a["name"] == name), None)
         if listed is None:
             raise NotFound(f"job {job_id} has no artifact {name!r}",
                            reason=Reason.ARTIFACT_NOT_FOUND)
@@ -179,7 +176,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if request.offset > size or (request.offset == size and size > 0):
             raise InvalidArgument(f"offset {request.offset} is past the end ({size} bytes)")
         end = size if request.length == 0 else min(size, request.offset + request.length)
-        handle = await asyncio.to_thread(self.artifacts.open, job_id, name)
+        handle = await asyncio.to_thread(self.artifacts.open, job_id, name, version)
         try:
             await asyncio.to_thread(handle.seek, request.offset)
             position = request.offset
@@ -188,7 +185,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 data = await asyncio.to_thread(handle.read, min(CHUNK, end - position))
                 message = pb.ReadArtifactResponse(offset=position, data=data)
                 if first:
-                    message.artifact.CopyFrom(pb.Artifact(**listed))
+                    message.artifact.CopyFrom(artifact_to_proto(listed))
                     first = False
                 yield message
                 if not data:
@@ -196,6 +193,97 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 position += len(data)
         finally:
             await asyncio.to_thread(handle.close)
+
+
+    async def ListSegments(
+        self, request: pb.ListSegmentsRequest, context: Context
+    ) -> pb.ListSegmentsResponse:
+        job_id = submission.check_job_id(request.job_id)
+        record = await self.store.get(job_id, current_principal().subject)
+        found = await asyncio.to_thread(
+            review.read_segments, self.artifacts.checkpoints(job_id), record)
+        return pb.ListSegmentsResponse(
+            segments=[_segment_to_proto(s) for s in found.segments],
+            source_language=found.source_language, target_language=found.target_language,
+            editable=record.status in review.EDITABLE)
+
+    async def UpdateSegments(
+        self, request: pb.UpdateSegmentsRequest, context: Context
+    ) -> pb.UpdateSegmentsResponse:
+        job_id = submission.check_job_id(request.job_id)
+        changes = [_change_from_proto(edit) for edit in request.edits]
+        checkpoints = self.artifacts.checkpoints(job_id)
+        edited = await self.store.with_locked(
+            job_id, current_principal().subject,
+            lambda record: review.edit_segments(checkpoints, record, changes))
+        log.info("job %s: %d segment(s) edited", job_id, len(changes))
+        return pb.UpdateSegmentsResponse(segments=[_segment_to_proto(s) for s in edited.segments])
+
+    async def ResumeJob(
+        self, request: pb.ResumeJobRequest, context: Context
+    ) -> pb.ResumeJobResponse:
+        job_id = submission.check_job_id(request.job_id)
+        owner = current_principal().subject
+        await self.store.get(job_id, owner)  # NotFound for strangers
+        await self.dispatcher.requeue(job_id, review.resumption)
+        return pb.ResumeJobResponse(job=job_to_proto(await self.store.snapshot(job_id, owner)))
+
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: Context
+    ) -> pb.ListVersionsResponse:
+        job_id = submission.check_job_id(request.job_id)
+        record = await self.store.get(job_id, current_principal().subject)
+        versions = []
+        for entry in _versions_of(record):
+            version = pb.JobVersion(
+                version=entry["version"], output_file=entry["output_file"] or "",
+                artifacts=[artifact_to_proto(a) for a in entry["artifacts"]])
+            stamp = timestamp(entry["completed_at"])
+            if stamp is not None:
+                version.completed_at.CopyFrom(stamp)
+            versions.append(version)
+        return pb.ListVersionsResponse(versions=versions)
+
+
+def _versions_of(record: JobRecord) -> list[dict[str, Any]]:
+    """The finished versions of a job's outputs (a job stored before versions existed
+    has its one completed version only in `artifacts`)."""
+    versions = list(record.versions or [])
+    if not versions and record.status == Status.COMPLETED:
+        completed = record.completed_at.isoformat() if record.completed_at else None
+        versions = [{"version": record.version, "completed_at": completed,
+                     "output_file": record.output_file, "artifacts": record.artifacts or []}]
+    return versions
+
+
+def _artifacts_of(record: JobRecord, version: int) -> list[dict[str, Any]]:
+    """The artifacts of one finished version; FAILED_PRECONDITION while it is being made."""
+    for entry in _versions_of(record):
+        if entry["version"] == version:
+            return list(entry["artifacts"])
+    if version == record.version:
+        raise FailedPrecondition(
+            f"job {record.id} is {record.status}; artifacts exist once it has completed",
+            reason=Reason.JOB_NOT_FINISHED,
+            retryable=record.status in (Status.PENDING, Status.PROCESSING),
+        )
+    raise NotFound(f"job {record.id} has no version {version}", reason=Reason.ARTIFACT_NOT_FOUND)
+
+
+def _segment_to_proto(segment: review.SegmentView) -> pb.Segment:
+    return pb.Segment(index=segment.index, start_seconds=segment.start,
+                      end_seconds=segment.end, speaker=segment.speaker,
+                      source_text=segment.source_text, target_text=segment.target_text)
+
+
+def _change_from_proto(edit: pb.SegmentEdit) -> review.SegmentChange:
+    return review.SegmentChange(
+        index=edit.index,
+        source_text=edit.source_text if edit.HasField("source_text") else None,
+        target_text=edit.target_text if edit.HasField("target_text") else None,
+        start=edit.start_seconds if edit.HasField("start_seconds") else None,
+        end=edit.end_seconds if edit.HasField("end_seconds") else None,
+    )
 
 
 def _nothing() -> contextlib.nullcontext[None]:

@@ -17,13 +17,14 @@ from octavia.errors import InvalidArgument, Reason
 from octavia.v1 import jobs_pb2 as pb
 
 from .engine import EngineError
-from .jobs import MixMode, Phase, Status
+from .jobs import REVIEWABLE_PHASES, MixMode, Phase, Status
 from .languages import is_supported, normalize_language
 from .settings import Settings
 from .store import JobRecord
 from .store.models import utcnow
 
 MAX_TEXT = 255
+MAX_URL = 2048
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -86,6 +87,34 @@ def check_request(request: pb.SubmitJobRequest, settings: Settings) -> None:
     for field in ("request_id", "filename"):
         if len(getattr(request, field)) > MAX_TEXT:
             raise InvalidArgument(f"`{field}` is longer than {MAX_TEXT} characters")
+    check_pauses(request.options)
+    check_webhook_url(request.options.webhook_url)
+
+
+def check_pauses(options: pb.JobOptions) -> list[str]:
+    """The phases to pause after, in pipeline order; only reviewable phases are allowed."""
+    from .convert import phase_from_proto
+
+    phases = {phase_from_proto(value) for value in options.pause_after}
+    if not phases <= set(REVIEWABLE_PHASES):
+        raise InvalidArgument("`options.pause_after` may list only JOB_PHASE_TRANSCRIBING and "
+                              "JOB_PHASE_TRANSLATING")
+    return [phase.value for phase in REVIEWABLE_PHASES if phase in phases]
+
+
+def check_webhook_url(url: str) -> str | None:
+    """An absolute http(s) URL with a host, or None for none."""
+    if not url:
+        return None
+    try:
+        parts = urlparse(url) if len(url) <= MAX_URL else None
+        host = parts.hostname if parts is not None else None
+    except ValueError:  # e.g. a malformed IPv6 literal
+        parts = host = None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise InvalidArgument(f"`options.webhook_url` must be an absolute http(s) URL of at "
+                              f"most {MAX_URL} characters")
+    return url
 
 
 def resolve_uri(uri: str, settings: Settings) -> Path:
@@ -175,4 +204,6 @@ def new_record(
         media_owned=source.owned,
         mix_mode=MIX_FROM_PB.get(request.options.mix_mode, MixMode.DUCKED),
         media_duration=duration,
+        pause_after=check_pauses(request.options),
+        webhook_url=check_webhook_url(request.options.webhook_url),
     )

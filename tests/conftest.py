@@ -87,6 +87,12 @@ def auth(tokens: TokenAuthority) -> tuple[tuple[str, str], ...]:
 
 
 @pytest.fixture
+def other_auth(tokens: TokenAuthority) -> tuple[tuple[str, str], ...]:
+    """Call metadata for another user, 'mallory'."""
+    return (("authorization", f"Bearer {tokens.mint('mallory')}"),)
+
+
+@pytest.fixture
 async def channel(server: OctaviaServer) -> AsyncIterator[aio.Channel]:
     async with aio.insecure_channel(server.address) as chan:
         yield chan

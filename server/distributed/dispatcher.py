@@ -19,7 +19,7 @@ from ..jobs import Status
 from ..runner import queue_full
 from ..settings import Settings
 from ..store import JobEvent, JobRecord, JobStore
-from ..store.store import JobIsFinal
+from ..store.store import JobIsFinal, Mutation
 from .queue import enqueuer, submit_app
 
 if TYPE_CHECKING:
@@ -59,6 +59,13 @@ class QueueDispatcher:
                 return enqueue(connection, job, trace) if trace else enqueue(connection, job)
 
             return await self.store.create(record, enqueue_traced)
+
+    async def requeue(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+        async with self._admission:
+            self._depth = await self.store.count_with_status(Status.PENDING)
+            if self._depth >= self.settings.queue_size:
+                raise queue_full(self.settings)
+            return await self.store.reopen(job_id, mutation, self._enqueue)
 
     async def cancel(self, job_id: str, owner: str) -> dict[str, Any]:
         record = await self.store.get(job_id, owner)  # NotFound for strangers

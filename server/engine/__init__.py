@@ -33,6 +33,10 @@ class JobSpec:
     """One of `ducked`, `dub_only`, `separated`."""
     workdir: Path = field(default_factory=Path)
     """A private scratch folder for this job, removed after it."""
+    pause_after: frozenset[Phase] = frozenset()
+    """Phases (TRANSCRIBING, TRANSLATING) after which to stop for review by raising
+    `JobPaused`, once that phase's output is saved as checkpoints. An engine that cannot
+    pause ignores it."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,15 @@ class JobResult:
 
 class JobCancelled(Exception):
     """Raised by `JobContext.check_cancelled` once the job has been cancelled."""
+
+
+class JobPaused(Exception):
+    """Raised by an engine after `phase` (one of `JobSpec.pause_after`) for review; the job
+    runs again when resumed and reuses its checkpoints."""
+
+    def __init__(self, phase: Phase) -> None:
+        super().__init__(f"paused for review after {phase.value}")
+        self.phase = phase
 
 
 class EngineError(Exception):

@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 import numpy as np
 from octavia.errors import Reason
 
-from ..engine import ArtifactInfo, EngineError, JobCancelled, JobContext, JobResult, JobSpec
+from ..engine import (
+    ArtifactInfo,
+    EngineError,
+    JobCancelled,
+    JobContext,
+    JobPaused,
+    JobResult,
+    JobSpec,
+)
 from ..jobs import MixMode, Phase
 from ._audio import resample
 from ._overlap import Overlap, Speak, Translate
@@ -90,7 +98,10 @@ class DubbingJob:
         self._original: np.ndarray | None = None
         """The media at the mix rate, when it was decoded along with the ASR audio."""
         settings = engine.settings
-        self.saved = StageCheckpoints(context, job.job_id)
+        self.saved = StageCheckpoints.of(context, job.job_id)
+        self.overlap = self.options.overlap and not job.pause_after
+        """Overlapped stages have no point between them to pause at: a job that will
+        pause for review runs its stages one after the other."""
         self._asr_name = settings.asr_model
         """The speech recognition model that made the transcript (a saved one's, if reused)."""
         self._translation_model: str | None = None
@@ -127,7 +138,7 @@ class DubbingJob:
         if cached is not None:
             self.saved.count("transcript_reused")
             self._asr_name = cached.asr_model or self._asr_name
-        if self.options.overlap:
+        if self.overlap:
             return self._finish(info, *self._overlapped(audio, cached))
         self.clock = JobClock(self.engine.speeds, info.duration_seconds)
         self._report_eta(0.0, force=True)
@@ -143,7 +154,9 @@ class DubbingJob:
         source = self.job.source_language or transcript.language
         if self.job.source_language is None:
             self.context.update(source_language=source)
+        self._pause_after(Phase.TRANSCRIBING)
         self._translate(transcript, source)
+        self._pause_after(Phase.TRANSLATING)
         lines, voice = self._synthesize(transcript, eager=cached is None)
         return self._finish(info, transcript, source, lines, voice)
 
@@ -385,7 +398,7 @@ class DubbingJob:
     def _finish(self, info: MediaInfo, transcript: Transcript, source: str,
                 lines: list[DubbedLine], voice: str) -> JobResult:
         self.context.enter(Phase.UPLOADING, "Mixing the dub")
-        if self.options.overlap:  # the overlapped stages recorded their own speeds
+        if self.overlap:  # the overlapped stages recorded their own speeds
             self.clock = JobClock(self.engine.speeds, info.duration_seconds)
             self.clock.start("finish")
         else:
@@ -464,6 +477,11 @@ class DubbingJob:
             log.exception("job %s: %s failed", self.job.job_id, name)
             raise EngineError(f"The {name} stage failed: {type(exc).__name__}: {exc}",
                               reason=Reason.STAGE_FAILED) from exc
+
+    def _pause_after(self, phase: Phase) -> None:
+        """Stop for review once `phase`'s output is saved, if the job asked to."""
+        if phase in self.job.pause_after:
+            raise JobPaused(phase)
 
     def _start_clock(self, stage: str) -> None:
         if self.clock is not None:

@@ -65,6 +65,8 @@ def _hash(parts: list[str]) -> str:
 class CachedTranscript:
     transcript: Transcript
     asr_model: str | None
+    requested_language: str | None = None
+    """The source language the job asked for when it was made (None: detected)."""
 
 
 @dataclass(frozen=True)
@@ -80,19 +82,26 @@ class StageCheckpoints:
     what the job computed and what it reused (keys below), for logs and tests.
     """
 
-    def __init__(self, context: JobContext, job_id: str) -> None:
+    def __init__(self, store: Checkpoints | None, job_id: str, *, strict: bool = False) -> None:
         self.job_id = job_id
-        self._store: Checkpoints | None
-        try:
-            self._store = context.checkpoints()
-        except Exception:
-            log.warning("job %s: no checkpoints; stages will not be resumable", job_id,
-                        exc_info=True)
-            self._store = None
+        self._store = store
+        self._strict = strict
+        """Raise when a save fails (a reviewer's edit must not vanish)."""
         self._lock = threading.Lock()
         self.work: Counter[str] = Counter()
         """transcribed (0/1), transcript_reused (0/1), translated, translation_reused,
         voiced, speech_reused: segments (or transcripts) computed vs loaded."""
+
+    @classmethod
+    def of(cls, context: JobContext, job_id: str) -> StageCheckpoints:
+        """The checkpoints of a running job (none, with a warning, if its context has none)."""
+        try:
+            store: Checkpoints | None = context.checkpoints()
+        except Exception:
+            log.warning("job %s: no checkpoints; stages will not be resumable", job_id,
+                        exc_info=True)
+            store = None
+        return cls(store, job_id)
 
     def count(self, what: str, n: int = 1) -> None:
         with self._lock:
@@ -116,6 +125,8 @@ class StageCheckpoints:
         try:
             self._store.save(name, data)
         except Exception:
+            if self._strict:
+                raise
             log.warning("job %s: could not save checkpoint %s", self.job_id, name,
                         exc_info=True)
 
@@ -139,13 +150,18 @@ class StageCheckpoints:
 
     # --- Transcript ----------------------------------------------------------------------
 
-    def load_transcript(self, requested_language: str | None) -> CachedTranscript | None:
-        """The saved transcript, if it was made for the same requested source language."""
+    def load_transcript(self, requested_language: str | None, *,
+                        any_language: bool = False) -> CachedTranscript | None:
+        """The saved transcript, if it was made for the same requested source language
+        (or detected the language now asked for: a resumed job knows its language);
+        `any_language` skips that check (a reviewer reads whatever was made)."""
         document = self._load_json(TRANSCRIPT)
         if document is None:
             return None
         try:
-            if document["requested_language"] != requested_language:
+            made_for = document["requested_language"]
+            if not any_language and made_for != requested_language and not (
+                    made_for is None and requested_language == document["language"]):
                 log.info("job %s: transcript checkpoint is for another source language",
                          self.job_id)
                 return None
@@ -161,7 +177,8 @@ class StageCheckpoints:
                                     float(document["language_probability"]),
                                     float(document["duration"]), segments)
             asr = document.get("asr_model")
-            return CachedTranscript(transcript, str(asr) if asr is not None else None)
+            return CachedTranscript(transcript, str(asr) if asr is not None else None,
+                                    str(made_for) if made_for else None)
         except Exception:
             log.warning("job %s: ignoring malformed transcript checkpoint", self.job_id,
                         exc_info=True)
@@ -202,12 +219,19 @@ class StageCheckpoints:
 
     def save_translations(self, segments: Sequence[Segment], source: str, target: str,
                           model: str | None) -> None:
+        self.save_target_texts(segments, {i: s.translation for i, s in enumerate(segments)},
+                               source, target, model)
+
+    def save_target_texts(self, segments: Sequence[Segment], texts: dict[int, str | None],
+                          source: str, target: str, model: str | None) -> None:
+        """Save the target text of the segments in `texts` (None: none, to be translated),
+        each keyed by its current source line."""
         self._save_json(TRANSLATION, {
             "source": source,
             "target": target,
             "model": model,
-            "segments": [{"index": index, "source_hash": source_hash(s.text, source, target),
-                          "text": s.translation} for index, s in enumerate(segments)],
+            "segments": [{"index": i, "source_hash": source_hash(segments[i].text, source, target),
+                          "text": text} for i, text in texts.items() if text is not None],
         })
 
     # --- Voiced lines --------------------------------------------------------------------

@@ -53,6 +53,14 @@ class JobRecord(SQLModel, table=True):
     """Sequence of the latest event; events of a job are numbered 1, 2, 3…"""
     task_id: int | None = None
     """The procrastinate job that runs this job, with the procrastinate queue."""
+    pause_after: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    """Phases still ahead after which the job pauses for review (AWAITING_REVIEW)."""
+    webhook_url: str | None = None
+    """Where the job's webhooks go (terminal states, AWAITING_REVIEW)."""
+    version: int = 1
+    """Version of the outputs being made: 1, then +1 per re-dub."""
+    versions: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    """Every finished version: {version, completed_at, output_file, artifacts}."""
 
     @property
     def is_terminal(self) -> bool:

@@ -68,6 +68,9 @@ def snapshot_of(record: JobRecord, queue_position: int = 0) -> dict[str, Any]:
         "eta_seconds": record.eta_seconds,
         "media_duration_seconds": record.media_duration,
         "mix_mode": record.mix_mode,
+        "pause_after": list(record.pause_after or []),
+        "webhook_url": record.webhook_url,
+        "version": record.version,
         "sequence": record.sequence,
     }
 
@@ -172,6 +175,18 @@ class JobStore:
         writes nothing. A job in a terminal state raises JobIsFinal.
         """
         return await self._run(self._change, job_id, mutation)
+
+    async def reopen(
+        self, job_id: str, mutation: Mutation, enqueue: Enqueue | None = None
+    ) -> JobEvent | None:
+        """Like `change`, but the job may have ended (a completed job re-dubbed); with
+        `enqueue`, the job's new task is deferred in the same transaction."""
+        return await self._run(self._change, job_id, mutation, enqueue, True)
+
+    async def with_locked(self, job_id: str, owner: str, work: Callable[[JobRecord], T]) -> T:
+        """Run `work` on the owner's job while its row is locked (and this process's
+        writers wait): edits of the job's files are not interleaved. Writes no event."""
+        return await self._run(self._with_locked, job_id, owner, work)
 
     async def touch_pending(self, job_ids: Iterable[str]) -> list[JobEvent]:
         """Append an UPDATED event to each pending job whose queue position moved."""
@@ -290,24 +305,41 @@ class JobStore:
                 created_at=utcnow(),
             )
 
-    def _change(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+    def _change(self, job_id: str, mutation: Mutation, enqueue: Enqueue | None = None,
+                reopen: bool = False) -> JobEvent | None:
         with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
             record = session.exec(
                 select(JobRecord).where(JobRecord.id == job_id).with_for_update()
             ).one_or_none()
             if record is None:
                 raise NotFound(f"job {job_id} not found")
-            if record.is_terminal:
+            if record.is_terminal and not reopen:
                 raise JobIsFinal(job_id)
             kind = mutation(record)
             if kind is None:
                 return None
             record.sequence += 1
+            if enqueue is not None:
+                session.flush()
+                record.task_id = enqueue(session.connection().connection.driver_connection,
+                                         record)
             session.add(record)
             event = self._event(session, record, kind)
             session.commit()
             session.expunge(event)
             return event
+
+    def _with_locked(self, job_id: str, owner: str, work: Callable[[JobRecord], T]) -> T:
+        with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
+            record = session.exec(
+                select(JobRecord).where(JobRecord.id == job_id).with_for_update()
+            ).one_or_none()
+            if record is None or record.owner != owner:
+                raise NotFound(f"job {job_id} not found")
+            session.expunge(record)
+            result = work(record)
+            session.commit()
+            return result
 
     def _touch_pending(self, job_ids: list[str]) -> list[JobEvent]:
         events = []

@@ -245,3 +245,38 @@ async def test_cancel_on_one_replica_stops_the_job_on_a_worker_elsewhere(
             await asyncio.to_thread(lambda: [p.read_text() for p in logs.glob("worker*.log")]))
         assert "with status: Aborted" in " ".join(worker_logs.split()), (
             "procrastinate's abort reached the worker")
+
+
+async def test_an_event_written_by_a_worker_reaches_a_watcher_on_a_replica_within_100_ms(
+    settings: Settings, auth, wav
+) -> None:
+    """Worker and API replica share only PostgreSQL: the event goes commit → NOTIFY →
+    the replica's relay reads the log → its watcher."""
+    import statistics
+    import time
+
+    replica = OctaviaServer(settings.model_copy(update={"run_worker": False}))
+    worker = OctaviaServer(settings.model_copy(update={"grpc_port": 0}),
+                           ScriptedEngine(ticks=20, delay=0.05, stamp_steps=True))
+    await replica.start()
+    await worker.start()
+    try:
+        async with grpc.aio.insecure_channel(replica.address) as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            job = await submit(stub, wav, auth)
+            delays = []
+            async for message in stub.WatchJob(
+                    pb.WatchJobRequest(job_id=job.job_id, after_sequence=job.sequence),
+                    metadata=auth):
+                step = message.job.current_step
+                if message.event_type == pb.EVENT_TYPE_PROGRESS and " t=" in step:
+                    delays.append(time.time() - float(step.rsplit(" t=", 1)[1]))
+    finally:
+        await worker.stop(grace=0.5)
+        await replica.stop(grace=0.5)
+
+    assert len(delays) >= 40
+    p95 = statistics.quantiles(delays, n=20)[-1]
+    print(f"relay latency: median {statistics.median(delays) * 1000:.1f} ms, "
+          f"p95 {p95 * 1000:.1f} ms over {len(delays)} events")
+    assert p95 < 0.100

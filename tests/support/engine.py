@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from server.engine import EngineError, JobContext, JobResult, JobSpec
+from server.engine import EngineError, JobContext, JobPaused, JobResult, JobSpec
 from server.jobs import RUNNING_PHASES, Phase
 
 
@@ -20,6 +20,8 @@ class ScriptedEngine:
     error: Exception = field(default_factory=lambda: EngineError("scripted failure"))
     hold: threading.Event | None = None
     """When set, each job waits (checking for cancel) until the event is set before a phase."""
+    stamp_steps: bool = False
+    """Append the wall-clock time of each report to its step text (` t=<epoch seconds>`)."""
     started: list[str] = field(default_factory=list)
     closed: bool = False
 
@@ -28,7 +30,10 @@ class ScriptedEngine:
         checkpoints = context.checkpoints()
         for phase in RUNNING_PHASES:
             if checkpoints.load(f"{phase.value}.done") is not None:
-                continue  # a previous run finished this stage
+                # A previous run finished this stage: entered, as the real engine does,
+                # but nothing is redone.
+                context.enter(phase, f"{phase.value.capitalize()}")
+                continue
             if self.hold is not None:
                 while not self.hold.wait(0.01):
                     context.check_cancelled()
@@ -40,8 +45,13 @@ class ScriptedEngine:
             for tick in range(1, self.ticks + 1):
                 if self.delay:
                     time.sleep(self.delay)
-                context.progress(tick / self.ticks, f"{phase.value} {tick}/{self.ticks}")
+                step = f"{phase.value} {tick}/{self.ticks}"
+                if self.stamp_steps:
+                    step += f" t={time.time():.6f}"
+                context.progress(tick / self.ticks, step)
             checkpoints.save(f"{phase.value}.done", b"1")
+            if phase in job.pause_after:
+                raise JobPaused(phase)
         writer = context.artifact_writer()
         audio = writer.put_file("dubbed.wav", job.media_path, "audio/wav")
         subtitles = writer.put_bytes("target.srt", b"1\n00:00:00,000 --> 00:00:01,000\nhola\n",

@@ -71,6 +71,31 @@ class JobServiceStub:
                 request_serializer=octavia_dot_v1_dot_jobs__pb2.ReadArtifactRequest.SerializeToString,
                 response_deserializer=octavia_dot_v1_dot_jobs__pb2.ReadArtifactResponse.FromString,
                 _registered_method=True)
+        self.ListSegments = channel.unary_unary(
+                '/octavia.v1.JobService/ListSegments',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.ListSegmentsRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.ListSegmentsResponse.FromString,
+                _registered_method=True)
+        self.UpdateSegments = channel.unary_unary(
+                '/octavia.v1.JobService/UpdateSegments',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsResponse.FromString,
+                _registered_method=True)
+        self.ResumeJob = channel.unary_unary(
+                '/octavia.v1.JobService/ResumeJob',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.ResumeJobResponse.FromString,
+                _registered_method=True)
+        self.ListVersions = channel.unary_unary(
+                '/octavia.v1.JobService/ListVersions',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.ListVersionsRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.ListVersionsResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/octavia.v1.JobService/ListWebhookDeliveries',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -130,6 +155,46 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSegments(self, request, context):
+        """ListSegments returns the job's segments (timings, source and target text) once
+        transcription has run. Before that it answers FAILED_PRECONDITION (NO_SEGMENTS).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSegments(self, request, context):
+        """UpdateSegments edits the source text, target text or timings of some segments
+        of a job that awaits review or has completed. Nothing is re-dubbed until
+        ResumeJob: then an edited source line is translated again, an edited target
+        line is spoken again, and everything else is reused.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJob(self, request, context):
+        """ResumeJob continues a job that awaits review, or re-dubs a completed job
+        after edits as a new version of its outputs (the old versions are kept).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVersions(self, request, context):
+        """ListVersions lists every finished version of a job's outputs, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """ListWebhookDeliveries shows every webhook delivery of a job and its attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +227,31 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReadArtifact,
                     request_deserializer=octavia_dot_v1_dot_jobs__pb2.ReadArtifactRequest.FromString,
                     response_serializer=octavia_dot_v1_dot_jobs__pb2.ReadArtifactResponse.SerializeToString,
+            ),
+            'ListSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSegments,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.ListSegmentsRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.ListSegmentsResponse.SerializeToString,
+            ),
+            'UpdateSegments': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSegments,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsResponse.SerializeToString,
+            ),
+            'ResumeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJob,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.ResumeJobRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.ResumeJobResponse.SerializeToString,
+            ),
+            'ListVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVersions,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.ListVersionsRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.ListVersionsResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -333,6 +423,141 @@ class JobService:
             '/octavia.v1.JobService/ReadArtifact',
             octavia_dot_v1_dot_jobs__pb2.ReadArtifactRequest.SerializeToString,
             octavia_dot_v1_dot_jobs__pb2.ReadArtifactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octavia.v1.JobService/ListSegments',
+            octavia_dot_v1_dot_jobs__pb2.ListSegmentsRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.ListSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSegments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octavia.v1.JobService/UpdateSegments',
+            octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.UpdateSegmentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octavia.v1.JobService/ResumeJob',
+            octavia_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.ResumeJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octavia.v1.JobService/ListVersions',
+            octavia_dot_v1_dot_jobs__pb2.ListVersionsRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.ListVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/octavia.v1.JobService/ListWebhookDeliveries',
+            octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
