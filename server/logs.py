@@ -7,6 +7,7 @@ call sites log as usual. `configure_logging(settings)` is called once by each en
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -50,12 +51,10 @@ def bind(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         for var, token in reversed(tokens):
-            try:
+            # A streaming handler whose client went away is closed from another context
+            # (grpc's GeneratorExit); that context never saw these values.
+            with contextlib.suppress(ValueError):
                 var.reset(token)
-            except ValueError:
-                # A streaming handler whose client went away is closed from another
-                # context (grpc's GeneratorExit); that context never saw these values.
-                pass
 
 
 def set_field(name: str, value: str | None) -> None:

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from octavia.v1 import jobs_pb2 as pb
 
-from tests.support.jobs import submit, watch_all
+from tests.support.jobs import submit, watch_all, watch_until
 
 PAUSE_AFTER_TRANSLATING = pb.JobOptions(pause_after=[pb.JOB_PHASE_TRANSLATING])
 
@@ -25,7 +25,7 @@ async def test_a_job_paused_after_translating_awaits_review_and_goes_on_when_res
 ) -> None:
     job = await submit(stub, wav, auth, options=PAUSE_AFTER_TRANSLATING)
 
-    paused = await _until_status(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
+    paused = (await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW))[-1]
     assert paused.job.phase == pb.JOB_PHASE_TRANSLATING
     assert paused.event_type == pb.EVENT_TYPE_AWAITING_REVIEW
     assert paused.job.current_step == "Awaiting review of the translation"
@@ -46,7 +46,7 @@ async def test_a_job_paused_after_translating_awaits_review_and_goes_on_when_res
 
 async def test_a_paused_job_keeps_its_watchers_until_it_ends(stub, auth, wav) -> None:
     job = await submit(stub, wav, auth, options=PAUSE_AFTER_TRANSLATING)
-    await _until_status(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
+    await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
     call = stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id), metadata=auth)
     snapshot = await call.read()
     assert snapshot.job.status == pb.JOB_STATUS_AWAITING_REVIEW
@@ -64,11 +64,11 @@ async def test_pausing_after_both_phases_pauses_twice(stub, auth, wav) -> None:
     job = await submit(stub, wav, auth, options=options)
     assert list(job.options.pause_after) == [pb.JOB_PHASE_TRANSCRIBING, pb.JOB_PHASE_TRANSLATING]
 
-    first = await _until_status(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
+    first = (await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW))[-1]
     assert first.job.phase == pb.JOB_PHASE_TRANSCRIBING
     await stub.ResumeJob(pb.ResumeJobRequest(job_id=job.job_id), metadata=auth)
-    second = await _until_status(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW,
-                                 after=first.sequence)
+    second = (await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW,
+                                  after=first.sequence))[-1]
     assert second.job.phase == pb.JOB_PHASE_TRANSLATING
     await stub.ResumeJob(pb.ResumeJobRequest(job_id=job.job_id), metadata=auth)
     done = await watch_all(stub, job.job_id, auth, after=second.sequence)
@@ -114,7 +114,7 @@ async def test_another_users_job_cannot_be_reviewed_or_resumed(
     stub, auth, other_auth, wav
 ) -> None:
     job = await submit(stub, wav, auth, options=PAUSE_AFTER_TRANSLATING)
-    await _until_status(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
+    await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
 
     calls = [
         stub.ListSegments(pb.ListSegmentsRequest(job_id=job.job_id), metadata=other_auth),
@@ -172,13 +172,3 @@ async def test_an_unknown_version_is_not_found(stub, auth, wav) -> None:
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     assert "no version 7" in (refused.value.details() or "")
 
-
-async def _until_status(stub, job_id: str, auth, status: int, after: int = 1
-                        ) -> pb.WatchJobResponse:
-    """The first event after `after` that puts the job in `status`."""
-    call = stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=auth)
-    async for message in call:
-        if message.job.status == status:
-            call.cancel()
-            return message
-    raise AssertionError(f"the stream ended before status {status}")

@@ -22,7 +22,7 @@ from server.app import OctaviaServer
 from server.settings import Settings
 from server.store import JobRecord
 from tests.support.engine import ScriptedEngine
-from tests.support.jobs import submit, submit_request, watch_all
+from tests.support.jobs import submit, submit_request, watch_all, watch_until
 from tests.support.postgres import fresh_database, postgres_available
 from tests.support.waiting import eventually
 
@@ -280,3 +280,22 @@ async def test_an_event_written_by_a_worker_reaches_a_watcher_on_a_replica_withi
     print(f"relay latency: median {statistics.median(delays) * 1000:.1f} ms, "
           f"p95 {p95 * 1000:.1f} ms over {len(delays)} events")
     assert p95 < 0.100
+
+
+async def test_a_job_resumed_after_review_gets_a_new_task_and_runs_on_a_worker(
+    stub, auth, wav, engine, server: OctaviaServer
+) -> None:
+    engine.hold.set()
+    job = await submit(stub, wav, auth,
+                       options=pb.JobOptions(pause_after=[pb.JOB_PHASE_TRANSCRIBING]))
+    messages = await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW,
+                                 after=job.sequence)
+    first_task = (await server.store.get(job.job_id)).task_id
+
+    await stub.ResumeJob(pb.ResumeJobRequest(job_id=job.job_id), metadata=auth)
+    rest = await watch_all(stub, job.job_id, auth, after=messages[-1].sequence)
+
+    assert rest[-1].job.status == pb.JOB_STATUS_COMPLETED
+    second_task = (await server.store.get(job.job_id)).task_id
+    assert first_task is not None and second_task is not None and second_task != first_task
+

@@ -29,3 +29,19 @@ async def watch_all(
     """Every message of a WatchJob stream, until the server ends it."""
     call = stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=auth)
     return [message async for message in call]
+
+
+async def watch_until(
+    stub: jobs_pb2_grpc.JobServiceStub, job_id: str, auth: Metadata, status: int, after: int = 1
+) -> list[pb.WatchJobResponse]:
+    """The messages of a WatchJob stream up to the first that puts the job in `status`
+    (e.g. AWAITING_REVIEW, which does not end the stream)."""
+    messages = []
+    call = stub.WatchJob(pb.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=auth)
+    async for message in call:
+        messages.append(message)
+        if message.job.status == status:
+            call.cancel()
+            return messages
+    final = messages[-1].job if messages else None
+    raise AssertionError(f"the stream ended before status {status}: {final}")
