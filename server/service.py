@@ -142,7 +142,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self, request: pb.CancelJobRequest, context: Context
     ) -> pb.CancelJobResponse:
         job_id = submission.check_job_id(request.job_id)
-        snapshot = await self.dispatcher.cancel(job_id, current_principal().subject)
+        owner = current_principal().subject
+        before = await self.store.get(job_id, owner)
+        snapshot = await self.dispatcher.cancel(job_id, owner)
+        if before.status == Status.AWAITING_REVIEW and snapshot["status"] == Status.CANCELLED:
+            # No engine runs a paused job to clean up after it: its checkpoints go here.
+            await asyncio.to_thread(self.artifacts.discard, job_id)
         return pb.CancelJobResponse(job=job_to_proto(snapshot))
 
     async def ListJobs(

@@ -172,3 +172,18 @@ async def test_an_unknown_version_is_not_found(stub, auth, wav) -> None:
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND
     assert "no version 7" in (refused.value.details() or "")
 
+
+
+async def test_cancelling_a_job_that_awaits_review_ends_it_and_removes_its_checkpoints(
+    stub, auth, wav, server
+) -> None:
+    job = await submit(stub, wav, auth, options=PAUSE_AFTER_TRANSLATING)
+    await watch_until(stub, job.job_id, auth, pb.JOB_STATUS_AWAITING_REVIEW)
+    checkpoints = server.artifacts.checkpoints(job.job_id)
+    assert checkpoints.load("translating.done") is not None
+
+    cancelled = (await stub.CancelJob(pb.CancelJobRequest(job_id=job.job_id),
+                                      metadata=auth)).job
+
+    assert cancelled.status == pb.JOB_STATUS_CANCELLED
+    assert checkpoints.load("translating.done") is None
