@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -51,7 +51,7 @@ class JobRecord(SQLModel, table=True):
     artifacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
     sequence: int = 0
     """Sequence of the latest event; events of a job are numbered 1, 2, 3…"""
-    task_id: int | None = None
+    task_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     """The procrastinate job that runs this job, with the procrastinate queue."""
     pause_after: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     """Phases still ahead after which the job pauses for review (AWAITING_REVIEW)."""
