@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import logging
 import shutil
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
@@ -21,6 +22,7 @@ from ._context import RunnerContext
 from ._job_telemetry import JobTelemetry
 from .artifacts import ArtifactStore
 from .engine import Engine, EngineError, JobCancelled, JobPaused, JobResult, JobSpec
+from .faults import is_disk_full, is_store_unreachable
 from .jobs import EventType, Phase, Status, overall_percentage
 from .metrics import Metrics
 from .settings import Settings
@@ -57,10 +59,14 @@ class JobExecutor:
         self.running: dict[str, RunnerContext] = {}
         self._threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="octavia-job")
 
-    async def change(self, job_id: str, mutation: Mutation) -> JobEvent | None:
-        """Store a change and publish its event; None when nothing changed or the job is over."""
+    async def change(
+        self, job_id: str, mutation: Mutation, *, patient: bool = False
+    ) -> JobEvent | None:
+        """Store a change and publish its event; None when nothing changed or the job is over.
+        A `patient` change (the job's own progress) waits out a short database outage."""
         try:
-            event = await self.store.change(job_id, mutation)
+            event = await (self._patiently(job_id, mutation) if patient
+                           else self.store.change(job_id, mutation))
         except JobIsFinal:
             return None
         if event is not None:
@@ -85,7 +91,7 @@ class JobExecutor:
 
     async def take(self, job_id: str) -> bool:
         """Mark the job as processing; False when it is already over (e.g. cancelled)."""
-        return await self.change(job_id, _taken) is not None
+        return await self.change(job_id, _taken, patient=True) is not None
 
     async def run(
         self,
@@ -161,7 +167,7 @@ class JobExecutor:
             await self._discard(job_id, record.version)
             return "cancelled", None
         except JobPaused as paused:
-            await self.change(job_id, pause(paused.phase))
+            await self.change(job_id, pause(paused.phase), patient=True)
             log.info("job paused for review after %s", paused.phase.value)
             return "paused", None
         except EngineError as error:
@@ -173,6 +179,12 @@ class JobExecutor:
                              Reason.OUT_OF_MEMORY, True)
             return "failed", Reason.OUT_OF_MEMORY
         except Exception as error:
+            if is_disk_full(error):
+                message = (f"the server ran out of disk space while {context.phase.value}; "
+                           "submit the job again later")
+                await self._fail(job_id, record.version, context.phase, message,
+                                 Reason.STORAGE_FULL, True)
+                return "failed", Reason.STORAGE_FULL
             log.exception("job %s failed in %s", job_id, context.phase)
             message = f"{context.phase.value} failed: {type(error).__name__}: {error}"
             await self._fail(job_id, record.version, context.phase, message,
@@ -190,7 +202,7 @@ class JobExecutor:
         async def apply(mutation: Mutation) -> JobEvent | None:
             try:
                 with logs.bind(job_id=job_id):
-                    event = await self.store.change(job_id, mutation)
+                    event = await self._patiently(job_id, mutation)
             except JobIsFinal:
                 self.cancel_local(job_id)  # cancelled elsewhere: stop the engine
                 return None
@@ -199,6 +211,23 @@ class JobExecutor:
             return event
 
         return apply
+
+    async def _patiently(self, job_id: str, mutation: Mutation) -> JobEvent | None:
+        """Store an engine's report, waiting out a database that is briefly away (locked,
+        restarting, unreachable) for up to `store_outage_seconds`; the engine thread waits
+        with it, so the job goes on where it was instead of failing."""
+        deadline = time.monotonic() + self.settings.store_outage_seconds
+        pause = 0.2
+        while True:
+            try:
+                return await self.store.change(job_id, mutation)
+            except Exception as error:
+                if not is_store_unreachable(error) or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("job store unreachable (%s); retrying in %.1f s",
+                            type(error).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     def _is_over(self, job_id: str) -> Callable[[], Coroutine[Any, Any, bool]]:
         async def is_over() -> bool:
@@ -222,7 +251,7 @@ class JobExecutor:
                              "output_file": job.output_file, "artifacts": job.artifacts}]
             return EventType.COMPLETED
 
-        if await self.change(job_id, mutate) is None:  # cancelled at the last moment
+        if await self.change(job_id, mutate, patient=True) is None:  # cancelled at the last moment
             await self._discard(job_id, version)
             return False
         if self.metrics is not None:
@@ -234,7 +263,8 @@ class JobExecutor:
         self, job_id: str, version: int, phase: Phase, message: str, reason: str,
         retryable: bool,
     ) -> None:
-        if await self.change(job_id, failure(phase, message, reason, retryable)) is not None:
+        failed = failure(phase, message, reason, retryable)
+        if await self.change(job_id, failed, patient=True) is not None:
             self.count_failure(reason, phase)
             log.info("job failed while %s: %s (%s)", Phase(phase).value, message, reason)
         await self._discard(job_id, version)

@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc import aio
-from octavia.errors import Internal, OctaviaError
+from octavia.errors import Internal, InvalidArgument, OctaviaError
 
 from ._handlers import Around, wrap_handler
 from .auth import TokenAuthority
+from .faults import as_octavia_error
 from .principal import set_principal
 
 log = logging.getLogger(__name__)
@@ -33,13 +35,20 @@ def _guarded(guard: Guard) -> Around:
     @asynccontextmanager
     async def around(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
         await guard(context)
+        if isinstance(request, Undecodable):  # told only to callers who may call
+            await context.abort_with_status(InvalidArgument(request.message).to_status())
         try:
             yield
         except OctaviaError as error:
             await context.abort_with_status(error.to_status())
         except aio.AbortError:
             raise
+        except NotImplementedError:  # the generated servicer's default for an RPC we lack
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this RPC is not implemented")
         except Exception as error:
+            if (mapped := as_octavia_error(error)) is not None:  # the machine, not a bug
+                log.warning("RPC failed: %s (%s)", mapped.message, type(error).__name__)
+                await context.abort_with_status(mapped.to_status())
             await _internal(context, error)
 
     return around
@@ -48,6 +57,27 @@ def _guarded(guard: Guard) -> Around:
 async def _internal(context: aio.ServicerContext[Any, Any], error: Exception) -> None:
     log.exception("unhandled error in RPC", exc_info=error)
     await context.abort_with_status(Internal("internal server error").to_status())
+
+
+class Undecodable:
+    """Stands for a request whose bytes do not parse (say, a string that is not UTF-8), so
+    the caller gets INVALID_ARGUMENT (after authentication) instead of UNKNOWN."""
+
+    def __init__(self, error: DecodeError) -> None:
+        self.message = f"malformed request: {error}"
+
+
+def _tolerant(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if parse is None:
+        return None
+
+    def tolerant(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as error:
+            return Undecodable(error)
+
+    return tolerant
 
 
 class AuthInterceptor(aio.ServerInterceptor):
@@ -65,7 +95,8 @@ class AuthInterceptor(aio.ServerInterceptor):
         method = str(handler_call_details.method)
         if handler is None or method.startswith(PUBLIC_PREFIXES):
             return handler
-        return wrap_handler(handler, _guarded(self._authenticate))
+        tolerant = handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
+        return wrap_handler(tolerant, _guarded(self._authenticate))
 
     async def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> None:
         metadata = dict(context.invocation_metadata() or ())

@@ -7,10 +7,10 @@ file), then passed down. Frozen: nothing changes configuration while the service
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     """Any SQLAlchemy URL; empty means an SQLite file (WAL mode) in `data_dir`."""
     artifacts_url: str | None = None
     """Where artifacts are stored: a path or any fsspec URL; empty means `data_dir/artifacts`."""
+    artifacts_options: dict[str, Any] = Field(default_factory=dict)
+    """fsspec storage options for `artifacts_url`, passed as they are (`OCTAVIA_ARTIFACTS_OPTIONS`
+    is a JSON object), e.g. `{"endpoint_url": "http://minio:9000"}` for an S3-compatible
+    server. Credentials may go here (`key`, `secret`), but are better left to the
+    filesystem's own sources: for `s3://`, the standard `AWS_*` variables or files."""
 
     # --- Network -----------------------------------------------------------------------
     grpc_host: str = "127.0.0.1"
@@ -62,6 +67,12 @@ class Settings(BaseSettings):
     """Longest source media accepted, in seconds."""
     queue_size: int = Field(default=100, ge=1)
     """Most jobs waiting at once; one more answers RESOURCE_EXHAUSTED."""
+    max_active_jobs_per_user: int = Field(default=20, ge=1)
+    """Most jobs one user may have pending or processing at once; one more SubmitJob
+    answers RESOURCE_EXHAUSTED (reason TOO_MANY_JOBS, HTTP 429)."""
+    max_streams_per_user: int = Field(default=1000, ge=1)
+    """Most WatchJob streams (each bridge SSE stream is one) one user may hold open on one
+    server process; one more answers RESOURCE_EXHAUSTED (TOO_MANY_STREAMS, HTTP 429)."""
     concurrency: int = Field(default=1, ge=1)
     """Jobs run at the same time by the in-process engine."""
     queue: Literal["embedded", "procrastinate"] = "embedded"
@@ -76,6 +87,9 @@ class Settings(BaseSettings):
     """How often a worker tells PostgreSQL it is alive."""
     stalled_after_seconds: float = Field(default=20.0, gt=0)
     """A job whose worker has been silent this long is run again by another worker."""
+    store_outage_seconds: float = Field(default=60.0, ge=0)
+    """How long a running job waits for an unreachable (or locked) database before it
+    fails; its engine pauses meanwhile and goes on when the database is back."""
     progress_interval_seconds: float = Field(default=0.05, ge=0)
     """Least time between two stored progress events of one job (phase changes always go)."""
     watch_buffer: int = Field(default=64, ge=4)
@@ -116,6 +130,35 @@ class Settings(BaseSettings):
     """Lifetime of tokens minted by `octavia token`."""
     stream_ticket_ttl_seconds: int = Field(default=60, gt=0)
     """Lifetime of the single-job tickets the bridge hands out for `EventSource` URLs."""
+
+    # --- Webhooks ---------------------------------------------------------------------
+    webhook_secret: SecretStr | None = None
+    """HMAC-SHA256 key every webhook body is signed with (`Octavia-Signature`); unset means
+    no webhooks: a job that asks for one is refused, nothing unsigned is ever sent."""
+    webhook_urls: dict[str, str] = Field(default_factory=dict)
+    """Default webhook URL per user (token `sub` → URL), for jobs that name none;
+    `OCTAVIA_WEBHOOK_URLS` is a JSON object, e.g. `{"alice": "https://example.com/hook"}`."""
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    """Attempts at one delivery before it is marked failed."""
+    webhook_backoff_seconds: float = Field(default=10.0, gt=0)
+    """Wait after the first failed attempt; it doubles after each further one."""
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    """Longest wait between two attempts."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Time a receiver has to answer one POST (connecting included)."""
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    """How often a server looks for deliveries written by other processes (workers,
+    replicas); its own are sent at once."""
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError("OCTAVIA_WEBHOOK_URLS needs OCTAVIA_WEBHOOK_SECRET: webhooks are "
+                             "always signed")
+        for owner, url in self.webhook_urls.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"the webhook URL of {owner!r} must be an http(s) URL")
+        return self
 
     # --- Browser bridge ----------------------------------------------------------------
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)

@@ -38,6 +38,7 @@ from ..engine import (
     JobResult,
     JobSpec,
 )
+from ..faults import is_disk_full
 from ..jobs import MixMode, Phase
 from ._audio import resample
 from ._overlap import Overlap, Speak, Translate
@@ -474,6 +475,10 @@ class DubbingJob:
                 raise EngineError(
                     f"Ran out of memory during {name}; try a shorter file or a smaller model.",
                     reason=Reason.OUT_OF_MEMORY, retryable=True) from exc
+            if is_disk_full(exc):
+                raise EngineError(
+                    f"The server ran out of disk space during {name}; submit the job "
+                    "again later.", reason=Reason.STORAGE_FULL, retryable=True) from exc
             log.exception("job %s: %s failed", self.job.job_id, name)
             raise EngineError(f"The {name} stage failed: {type(exc).__name__}: {exc}",
                               reason=Reason.STAGE_FAILED) from exc
