@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from server.engine import EngineError, JobContext, JobPaused, JobResult, JobSpec
+from server.engine import Checkpoints, EngineError, JobContext, JobPaused, JobResult, JobSpec
 from server.jobs import RUNNING_PHASES, Phase
 
 
@@ -22,6 +22,9 @@ class ScriptedEngine:
     """When set, each job waits (checking for cancel) until the event is set before a phase."""
     stamp_steps: bool = False
     """Append the wall-clock time of each report to its step text (` t=<epoch seconds>`)."""
+    lines: tuple[tuple[float, float, str, str], ...] = ()
+    """(start, end, source text, target text) per segment: when given, transcribing and
+    translating save them as the real stages' checkpoints, so review has segments."""
     started: list[str] = field(default_factory=list)
     closed: bool = False
 
@@ -49,6 +52,8 @@ class ScriptedEngine:
                 if self.stamp_steps:
                     step += f" t={time.time():.6f}"
                 context.progress(tick / self.ticks, step)
+            if self.lines:
+                _save_lines(checkpoints, job, phase, self.lines)
             checkpoints.save(f"{phase.value}.done", b"1")
             if phase in job.pause_after:
                 raise JobPaused(phase)
@@ -62,12 +67,33 @@ class ScriptedEngine:
         self.closed = True
 
 
+def _save_lines(checkpoints: Checkpoints, job: JobSpec, phase: Phase,
+                lines: tuple[tuple[float, float, str, str], ...]) -> None:
+    from server.pipeline.checkpoints import StageCheckpoints
+    from server.pipeline.transcribe import Segment, Transcript
+
+    saved = StageCheckpoints(checkpoints, job.job_id, strict=True)
+    source = job.source_language or "en"
+    segments = [Segment(start, end, text, translation=translation)
+                for start, end, text, translation in lines]
+    if phase == Phase.TRANSCRIBING:
+        from server.pipeline.media import probe
+
+        duration = probe(job.media_path).duration_seconds
+        saved.save_transcript(Transcript(source, 1.0, duration, segments),
+                              job.source_language, "scripted")
+    elif phase == Phase.TRANSLATING:
+        saved.save_translations(segments, source, job.target_language, "scripted")
+
+
 def scripted(settings: object) -> ScriptedEngine:
     """Engine factory for subprocesses (`OCTAVIA_ENGINE=tests.support.engine:scripted`);
-    `OCTAVIA_SCRIPTED_DELAY` and `OCTAVIA_SCRIPTED_TICKS` set its pace."""
+    `OCTAVIA_SCRIPTED_DELAY` and `OCTAVIA_SCRIPTED_TICKS` set its pace,
+    `OCTAVIA_SCRIPTED_STAMP=1` stamps its steps with the time."""
     import os
 
     return ScriptedEngine(
         ticks=int(os.environ.get("OCTAVIA_SCRIPTED_TICKS", "3")),
         delay=float(os.environ.get("OCTAVIA_SCRIPTED_DELAY", "0")),
+        stamp_steps=os.environ.get("OCTAVIA_SCRIPTED_STAMP") == "1",
     )
