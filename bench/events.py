@@ -5,22 +5,26 @@ and the bridge's cost on GET /status; prints tables.
     .venv/bin/python bench/events.py --quick          # 1 and 100 only
     .venv/bin/python bench/events.py --watchers 1,500 --rate 20 --seconds 5
 
-This process runs the server: the in-process gRPC service, the bridge (uvicorn) and a
-bare Starlette app (uvicorn, same event loop) for the status comparison. Every client
-runs in a separate subprocess (`bench/_event_client.py`), so the server's loop is not
-the clients' loop; both share this machine's cores, as they would on loopback.
+Each round runs in a fresh server process (this script with `--round`): the in-process
+gRPC service, the bridge (uvicorn, as `bridge.run` serves it) and, for the status round,
+a bare Starlette app served the same way. Every client runs in another subprocess
+(`bench/_event_client.py`), so the server's loop is not the clients' loop; both share
+this machine's cores, as they would on loopback.
 
 - Latency: the engine writes `t=<time.time()>` into the step text of every event it
-  emits (phase entries and progress); the client subtracts it from `time.time()` on
-  receipt. Both ends read the same wall clock.
+  emits (phase entries and progress); the client subtracts it from `time.time()` taken
+  when the read that completed the message returned. Both ends read the same wall clock.
 - Delivery: progress events may be coalesced by design when a watcher falls behind
-  (`watch_buffer`); phase changes and the terminal event must all arrive, counted apart.
-- Memory: RSS of this (server) process with N watchers connected and idle (the job is
-  held before its first phase) minus RSS before they connected, divided by N. For SSE
-  this includes the bridge's own WatchJob stream per browser.
-- Status: the same httpx loop (concurrency 32, fixed duration) against the bridge's
-  GET /api/v1/jobs/{id}/status and against a bare endpoint returning a constant body of
-  the same bytes.
+  (`watch_buffer` on the server, the bridge's per-client queue); phase changes and the
+  terminal event must all arrive, counted apart.
+- Memory: RSS of the server process with N watchers connected and idle (the job is held
+  before its first phase) minus RSS before they connected, divided by N. A fresh process
+  per round, so no round reuses the heap an earlier one grew.
+- Server CPU: the server process's CPU seconds from releasing the job to the last client
+  finishing (engine, store, gRPC, bridge).
+- Status: the same httpx loop (concurrency 32, then 1; fixed duration) against the
+  bridge's GET /api/v1/jobs/{id}/status and against a bare endpoint returning a constant
+  body of the same bytes, alternating.
 """
 
 from __future__ import annotations
@@ -32,12 +36,11 @@ import gc
 import json
 import logging
 import os
-import socket
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 from grpc import aio  # noqa: E402
 from octavia.v1 import jobs_pb2 as pb  # noqa: E402
 from octavia.v1 import jobs_pb2_grpc  # noqa: E402
@@ -54,7 +56,8 @@ from starlette.applications import Starlette  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from bridge.run import bridge_server  # noqa: E402
+from bridge.app import create_app  # noqa: E402
+from bridge.run import serve_asgi  # noqa: E402
 from server.app import OctaviaServer  # noqa: E402
 from server.auth import TokenAuthority  # noqa: E402
 from server.engine import JobContext, JobResult, JobSpec  # noqa: E402
@@ -118,49 +121,17 @@ class RateEngine:
         pass
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """Listen the way `bridge.run._bind` does (`socket.create_server`: proto 0, so asyncio
-    does not set TCP_NODELAY on accepted sockets), or with proto IPPROTO_TCP under
-    `--nodelay` (asyncio then sets TCP_NODELAY, as it does when uvicorn binds itself)."""
-    if not NODELAY:
-        return socket.create_server((host, port), reuse_port=False)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(4096)
-    sock.set_inheritable(True)
-    return sock
-
-
-NODELAY = False
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 @contextlib.asynccontextmanager
 async def bare_server(body: bytes) -> AsyncIterator[int]:
-    """A bare Starlette endpoint answering `body` as JSON, served like the bridge is."""
+    """A bare Starlette endpoint answering `body` as JSON, served exactly as the bridge is
+    (`bridge.run.serve_asgi`: same socket options, same uvicorn settings)."""
 
     async def status(_request: Any) -> Response:
         return Response(body, media_type="application/json")
 
     app = Starlette(routes=[Route("/status", status)])
-    config = uvicorn.Config(app, log_config=None, lifespan="on", server_header=False)
-    sock = bind("127.0.0.1", 0)
-    server = _Quiet(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serve_asgi(app, "127.0.0.1", 0) as port:
+        yield port
 
 
 async def run_client(args: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +150,7 @@ async def run_client(args: dict[str, Any]) -> dict[str, Any]:
 async def watch_round(
     transport: str, n: int, server: OctaviaServer, engine: RateEngine,
     stub: jobs_pb2_grpc.JobServiceStub, auth: tuple[tuple[str, str], ...], token: str,
-    http_port: int, timeout: float,
+    bridge: Starlette, http_port: int, timeout: float,
 ) -> dict[str, Any]:
     engine.hold = threading.Event()
     job = (await stub.SubmitJob(pb.SubmitJobRequest(
@@ -192,20 +163,30 @@ async def watch_round(
             "timeout": timeout}
     client = asyncio.create_task(run_client(args))
     connect_start = time.perf_counter()
-    while server.bus.watcher_count(job.job_id) < n:
+
+    def watching() -> int:
+        # SSE clients wait on the bridge's feed of the job; gRPC ones on the server's bus.
+        if transport == "sse":
+            return int(bridge.state.feeds.watcher_count(job.job_id))
+        return server.bus.watcher_count(job.job_id)
+
+    while watching() < n:
         if client.done() or time.perf_counter() - connect_start > timeout:
             engine.hold.set()
             await client
-            raise RuntimeError(f"{transport}: only {server.bus.watcher_count(job.job_id)}"
-                               f" of {n} watchers connected")
+            raise RuntimeError(f"{transport}: only {watching()} of {n} watchers connected")
         await asyncio.sleep(0.05)
     connect_s = time.perf_counter() - connect_start
     await asyncio.sleep(1.0)  # let buffers and connections settle
     gc.collect()
     rss1 = rss_bytes()
+    upstream = server.bus.watcher_count(job.job_id)
+    cpu0 = time.process_time()
     engine.hold.set()
     result = await client
-    result.update(transport=transport, n=n, connect_s=connect_s,
+    server_cpu = time.process_time() - cpu0
+    result.update(transport=transport, n=n, connect_s=connect_s, upstream=upstream,
+                  server_cpu_s=server_cpu,
                   emitted=engine.emitted.get(job.job_id, 0),
                   kb_per_watcher=(rss1 - rss0) / n / 1024, job_id=job.job_id)
     return result
@@ -213,18 +194,39 @@ async def watch_round(
 
 async def status_round(
     job_id: str, token: str, http_port: int, seconds: float, concurrency: int,
-) -> tuple[dict[str, Any], dict[str, Any], int]:
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """Both endpoints at `concurrency` and at 1, alternating, so they share the load."""
     url = f"http://127.0.0.1:{http_port}/api/v1/jobs/{job_id}/status"
     async with httpx.AsyncClient() as http:
         response = await http.get(url, headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
         body = response.content
+    rounds: dict[str, dict[str, Any]] = {}
     async with bare_server(body) as bare_port:
-        bridge = await run_client({"mode": "load", "url": url, "token": token,
-                                   "seconds": seconds, "concurrency": concurrency})
-        bare = await run_client({"mode": "load", "url": f"http://127.0.0.1:{bare_port}/status",
-                                 "seconds": seconds, "concurrency": concurrency})
-    return bridge, bare, len(body)
+        bare_url = f"http://127.0.0.1:{bare_port}/status"
+        for c in (concurrency, 1):
+            rounds[f"bridge {c}"] = await run_client(
+                {"mode": "load", "url": url, "token": token, "seconds": seconds,
+                 "concurrency": c})
+            rounds[f"bare {c}"] = await run_client(
+                {"mode": "load", "url": bare_url, "seconds": seconds, "concurrency": c})
+    return rounds, len(body)
+
+
+async def status_parts(h: Harness, job_id: str, times: int = 300) -> dict[str, float]:
+    """Where a bridge status request's time goes: the same steps alone, one at a time."""
+    request = pb.GetStatusRequest(job_id=job_id)
+    parts: dict[str, float] = {}
+    started = time.perf_counter()
+    for _ in range(times):
+        await h.server.store.snapshot(job_id, "alice")
+    parts["store snapshot (db thread)"] = (time.perf_counter() - started) / times
+    started = time.perf_counter()
+    for _ in range(times):
+        await h.stub.GetStatus(request, metadata=h.auth)
+    parts["gRPC GetStatus, in process (includes the snapshot)"] = (
+        (time.perf_counter() - started) / times)
+    return parts
 
 
 def ms(value: float | None) -> str:
@@ -233,16 +235,17 @@ def ms(value: float | None) -> str:
 
 def print_watch_table(rows: list[dict[str, Any]]) -> None:
     print("\n### Watchers: emit → receipt latency, delivery, memory\n")
-    print("| transport | watchers | connect s | p50 ms | p99 ms | max ms | stamped emitted "
-          "| stamped received min / mean | saw 4 phase entries | terminal | errors | KB / idle watcher |")
-    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+    print("| transport | watchers | server WatchJob streams | connect s | p50 ms | p99 ms "
+          "| max ms | stamped emitted | stamped received min / mean | saw 4 phase entries "
+          "| terminal | errors | server CPU s | KB / idle watcher |")
+    print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
     for r in rows:
-        print(f"| {r['transport']} | {r['n']:,} | {r['connect_s']:.1f} | {ms(r['p50'])} "
-              f"| {ms(r['p99'])} | {ms(r['max'])} | {r['emitted']} "
+        print(f"| {r['transport']} | {r['n']:,} | {r['upstream']:,} | {r['connect_s']:.1f} "
+              f"| {ms(r['p50'])} | {ms(r['p99'])} | {ms(r['max'])} | {r['emitted']} "
               f"| {r['stamped_min']} / {r['stamped_mean']:.1f} "
               f"| {r['phase_entries_ok']}/{r['n']} "
               f"| {r['terminal_clients']}/{r['n']} | {r['error_count']} "
-              f"| {r['kb_per_watcher']:.1f} |")
+              f"| {r['server_cpu_s']:.2f} | {r['kb_per_watcher']:.1f} |")
     sse = [r for r in rows if r["transport"] == "sse"]
     if sse:
         top = max(sse, key=lambda r: r["n"])
@@ -258,59 +261,125 @@ def print_watch_table(rows: list[dict[str, Any]]) -> None:
             print(f"errors ({r['transport']} × {r['n']}): {r['errors']}")
 
 
-def print_status_table(bridge: dict[str, Any], bare: dict[str, Any], size: int,
-                       seconds: float, concurrency: int) -> None:
-    ratio = bridge["rps"] / bare["rps"] if bare["rps"] else 0.0
-    print(f"\n### GET status: bridge vs bare endpoint ({size}-byte body, concurrency "
-          f"{concurrency}, {seconds:g} s each)\n")
-    print("| endpoint | requests | non-2xx | req/s |")
-    print("|---|--:|--:|--:|")
-    print(f"| bridge /api/v1/jobs/{{id}}/status | {bridge['ok']:,} | {bridge['bad']} "
-          f"| {bridge['rps']:,.0f} |")
-    print(f"| bare Starlette constant JSON | {bare['ok']:,} | {bare['bad']} "
-          f"| {bare['rps']:,.0f} |")
-    print(f"\nbridge / bare = {ratio:.2f} (target ≥ {TARGET_STATUS_RATIO}: "
-          f"{'met' if ratio >= TARGET_STATUS_RATIO else 'MISSED'})")
+def print_status_table(rounds: dict[str, dict[str, Any]], size: int, seconds: float,
+                       concurrency: int, parts: dict[str, float]) -> None:
+    print(f"\n### GET status: bridge vs bare endpoint ({size}-byte body, {seconds:g} s "
+          "each, served alike)\n")
+    print("| endpoint | concurrency | requests | non-2xx | req/s | median ms |")
+    print("|---|--:|--:|--:|--:|--:|")
+    names = {"bridge": "bridge /api/v1/jobs/{id}/status", "bare": "bare Starlette constant JSON"}
+    for c in (concurrency, 1):
+        for who in ("bridge", "bare"):
+            r = rounds[f"{who} {c}"]
+            print(f"| {names[who]} | {c} | {r['ok']:,} | {r['bad']} | {r['rps']:,.0f} "
+                  f"| {ms(r['median'])} |")
+    print("\n| one status request, step alone (sequential) | ms |\n|---|--:|")
+    for name, seconds_each in parts.items():
+        print(f"| {name} | {seconds_each * 1000:.2f} |")
+    for c in (concurrency, 1):
+        bare = rounds[f"bare {c}"]["rps"]
+        ratio = rounds[f"bridge {c}"]["rps"] / bare if bare else 0.0
+        print(f"\nbridge / bare at concurrency {c} = {ratio:.2f} (target ≥ "
+              f"{TARGET_STATUS_RATIO}: {'met' if ratio >= TARGET_STATUS_RATIO else 'MISSED'})")
 
 
-async def main_async(options: argparse.Namespace) -> None:
-    watchers = [1, 100] if options.quick else [int(x) for x in options.watchers.split(",")]
+# One user opens every watcher here: lift the per-user stream quota where there is one.
+_UNLIMITED_STREAMS: dict[str, Any] = (
+    {"max_streams_per_user": 1_000_000} if "max_streams_per_user" in Settings.model_fields
+    else {})
+
+
+@contextlib.asynccontextmanager
+async def serving(options: argparse.Namespace) -> AsyncIterator[Harness]:
+    """The in-process gRPC server with the rate engine, and the bridge beside it."""
     data_dir = Path(tempfile.mkdtemp(prefix="octavia-bench-events-"))
     settings = Settings(  # type: ignore[call-arg]
         data_dir=data_dir / "data", grpc_host="127.0.0.1", grpc_port=0, http_port=0,
         jwt_secret="bench-events-secret-bench-events-secret", progress_interval_seconds=0,
-        log_level="WARNING", _env_file=None,
+        log_level="WARNING", _env_file=None, **_UNLIMITED_STREAMS,
     )
     engine = RateEngine(rate=options.rate, seconds=options.seconds)
     server = OctaviaServer(settings, engine)  # type: ignore[arg-type]
     await server.start()
     token = TokenAuthority(settings).mint("alice")
-    auth = (("authorization", f"Bearer {token}"),)
-    rows: list[dict[str, Any]] = []
+    # The bridge as `bridge.run.bridge_server` builds and serves it, kept at hand so the
+    # bench can count the SSE clients waiting on its feeds.
+    bridge = create_app(settings, server.address)
     try:
-        async with bridge_server(settings, server.address) as http_port, \
+        async with serve_asgi(bridge, "127.0.0.1", 0,
+                              on_stop=bridge.state.feeds.close) as http_port, \
                 aio.insecure_channel(server.address) as channel:
-            stub = jobs_pb2_grpc.JobServiceStub(channel)
-            for n in watchers:
-                for transport in ("grpc", "sse"):
-                    started = time.perf_counter()
-                    row = await watch_round(transport, n, server, engine, stub, auth, token,
-                                            http_port, options.timeout)
-                    rows.append(row)
-                    print(f"  {transport} × {n}: p50 {ms(row['p50'])} ms, p99 {ms(row['p99'])}"
-                          f" ms, {row['kb_per_watcher']:.1f} KB/watcher "
-                          f"({time.perf_counter() - started:.1f} s)", flush=True)
-            bridge, bare, size = await status_round(rows[-1]["job_id"], token, http_port,
-                                                    options.status_seconds, options.concurrency)
+            yield Harness(server, engine, jobs_pb2_grpc.JobServiceStub(channel),
+                          (("authorization", f"Bearer {token}"),), token, bridge, http_port)
     finally:
         await server.stop(grace=0.5)
+
+
+@dataclass
+class Harness:
+    server: OctaviaServer
+    engine: RateEngine
+    stub: jobs_pb2_grpc.JobServiceStub
+    auth: tuple[tuple[str, str], ...]
+    token: str
+    bridge: Starlette
+    http_port: int
+
+
+async def one_round(options: argparse.Namespace) -> dict[str, Any]:
+    """What a child process runs: one watch round, or the status comparison."""
+    async with serving(options) as h:
+        if options.round == "status":
+            job = (await h.stub.SubmitJob(pb.SubmitJobRequest(
+                content=tone_wav(0.5), filename="clip.wav", target_language="es"),
+                metadata=h.auth)).job
+            rounds, size = await status_round(job.job_id, h.token, h.http_port,
+                                              options.status_seconds, options.concurrency)
+            return {"rounds": rounds, "size": size,
+                    "parts": await status_parts(h, job.job_id)}
+        transport, _, n = options.round.partition(":")
+        return await watch_round(transport, int(n), h.server, h.engine, h.stub, h.auth,
+                                 h.token, h.bridge, h.http_port, options.timeout)
+
+
+async def run_round(name: str, options: argparse.Namespace) -> dict[str, Any]:
+    """One round in a fresh server process: no heap left over from an earlier round
+    (RSS deltas stay honest) and no earlier round's garbage in the way."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).resolve()), "--round", name,
+        "--rate", str(options.rate), "--seconds", str(options.seconds),
+        "--status-seconds", str(options.status_seconds),
+        "--concurrency", str(options.concurrency), "--timeout", str(options.timeout),
+        stdout=asyncio.subprocess.PIPE, cwd=str(ROOT),
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"round {name} exited {proc.returncode}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def main_async(options: argparse.Namespace) -> None:
+    watchers = [1, 100] if options.quick else [int(x) for x in options.watchers.split(",")]
+    rows: list[dict[str, Any]] = []
+    for n in watchers:
+        for transport in ("grpc", "sse"):
+            started = time.perf_counter()
+            row = await run_round(f"{transport}:{n}", options)
+            rows.append(row)
+            print(f"  {transport} × {n}: p50 {ms(row['p50'])} ms, p99 {ms(row['p99'])}"
+                  f" ms, {row['kb_per_watcher']:.1f} KB/watcher "
+                  f"({time.perf_counter() - started:.1f} s)", flush=True)
+    status = await run_round("status", options)
     print_watch_table(rows)
-    print_status_table(bridge, bare, size, options.status_seconds, options.concurrency)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), "?")
+    print_status_table(status["rounds"], status["size"], options.status_seconds,
+                       options.concurrency, status["parts"])
+    with open("/proc/cpuinfo") as info:
+        cpu = next((line.split(":", 1)[1].strip() for line in info
+                    if line.startswith("model name")), "?")
     print(f"\nMachine: nproc {os.cpu_count()}, {cpu}; rate {options.rate:g} events/s for "
-          f"{options.seconds:g} s per job; clients in a subprocess; "
-          f"{'--nodelay (bridge socket patched)' if NODELAY else 'bridge socket as shipped'}.")
+          f"{options.seconds:g} s per job; each round in a fresh server process, its "
+          "clients in another.")
 
 
 def main() -> None:
@@ -324,18 +393,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="bound on connecting / finishing one round, seconds")
-    parser.add_argument("--nodelay", action="store_true",
-                        help="bind the bridge (and the bare app) with proto IPPROTO_TCP so "
-                             "accepted sockets get TCP_NODELAY (what a fix would do)")
+    parser.add_argument("--round", help=argparse.SUPPRESS)  # grpc:N, sse:N or status
     options = parser.parse_args()
-    if options.nodelay:
-        global NODELAY
-        NODELAY = True
-        import bridge.run
-
-        bridge.run._bind = bind  # type: ignore[assignment]
     logging.basicConfig(level=logging.WARNING)
-    asyncio.run(main_async(options))
+    if options.round:
+        print(json.dumps(asyncio.run(one_round(options))), flush=True)
+    else:
+        asyncio.run(main_async(options))
 
 
 if __name__ == "__main__":

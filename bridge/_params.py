@@ -8,6 +8,9 @@ from starlette.requests import Request
 
 from .errors import BridgeError
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 
 def canonical(raw: str) -> str:
     """The job id in its usual spelling when it is a UUID; `raw` otherwise."""
@@ -38,17 +41,21 @@ def last_event_id(request: Request) -> int:
         value = int(raw)
     except ValueError:
         value = -1
-    if value < 0:
+    if not 0 <= value <= INT64_MAX:
         raise BridgeError(400, "INVALID_ARGUMENT",
                           f"Last-Event-ID must be an event id this stream sent, not {raw[:32]!r}")
     return value
 
 
 def int_query(request: Request, name: str, default: int) -> int:
+    """An int32 query parameter (the type of the RPC field it feeds)."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise BridgeError(400, "INVALID_ARGUMENT", f"{name} must be an integer") from None
+    if not -INT32_MAX - 1 <= value <= INT32_MAX:
+        raise BridgeError(400, "INVALID_ARGUMENT", f"{name} is out of range")
+    return value

@@ -6,7 +6,6 @@ opened in `lifespan` and kept on `app.state`, with the caller's token as metadat
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,11 +16,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from server.auth import TokenAuthority
+from server.limits import StreamQuota
 from server.metrics import HttpMetricsMiddleware, Metrics, metrics_route
 from server.settings import Settings
 from server.tracing import Tracing
 
-from . import routes_artifacts, routes_jobs, routes_session, web
+from . import routes_artifacts, routes_jobs, routes_review, routes_session, web
+from ._fanout import Feeds
 from .errors import EXCEPTION_HANDLERS
 
 
@@ -54,13 +55,14 @@ def create_app(
         try:
             yield
         finally:
-            app.state.closing.set()  # open streams end now, not at the channel's close
+            app.state.feeds.close()  # open streams end now, not at the channel's close
             await channel.close(grace=1.0)
 
     app = Starlette(
         routes=[
             *routes_jobs.ROUTES,
             *routes_artifacts.ROUTES,
+            *routes_review.ROUTES,
             *routes_session.ROUTES,
             *web.routes(),
             metrics_route(metrics),
@@ -73,5 +75,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.tokens = TokenAuthority(settings)
     app.state.grpc_target = target
-    app.state.closing = asyncio.Event()
+    # One WatchJob per job and user in this process, fanned out to its SSE clients.
+    app.state.feeds = Feeds(lambda: app.state.jobs, settings.sse_heartbeat_seconds)
+    app.state.sse_streams = StreamQuota(settings.max_streams_per_user)
     return app

@@ -41,7 +41,10 @@ class Caller:
 def authenticate(request: Request) -> Caller:
     """The caller of any endpoint: a bearer token, or else the session cookie."""
     tokens: TokenAuthority = request.app.state.tokens
-    header = request.headers.get("authorization")
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:  # a proxy may have checked one, and we would use another
+        raise Unauthenticated("send exactly one 'Authorization' header")
+    header = headers[0] if headers else None
     if header is not None:
         principal = tokens.verify_header(header)
         return Caller(principal.subject, header.strip().partition(" ")[2].strip())

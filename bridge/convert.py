@@ -70,6 +70,8 @@ def job_to_json(job: pb.Job) -> dict[str, Any]:
         "source_filename": _text(job.source_filename),
         "request_id": _text(job.request_id),
         "mix_mode": _enum(pb.MixMode, "MIX_MODE_", job.options.mix_mode),
+        "pause_after": [_enum(pb.JobPhase, "JOB_PHASE_", p) for p in job.options.pause_after],
+        "version": job.version or 1,
         "artifacts": [
             {
                 "name": artifact.name,
@@ -85,6 +87,12 @@ def job_to_json(job: pb.Job) -> dict[str, Any]:
 
 
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+PAUSE_PHASES = {
+    "transcribing": pb.JOB_PHASE_TRANSCRIBING,
+    "translating": pb.JOB_PHASE_TRANSLATING,
+}
+"""The phases a job may pause after for review (`pause_after`)."""
 
 MIX_MODES = {
     "ducked": pb.MIX_MODE_DUCKED,

@@ -21,8 +21,9 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.ALREADY_EXISTS: 409,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    # The service raises FAILED_PRECONDITION only for JOB_NOT_FINISHED (an artifact of a
-    # job that has not completed): 425 Too Early; `retryable` tells whether it ever will.
+    # FAILED_PRECONDITION is mostly "not yet": JOB_NOT_FINISHED (an artifact of a job that
+    # has not completed) or NO_SEGMENTS (not transcribed yet): 425 Too Early; `retryable`
+    # tells whether it ever will. JOB_NOT_REVIEWABLE is a 409 (REASON_STATUS).
     grpc.StatusCode.FAILED_PRECONDITION: 425,
     grpc.StatusCode.ABORTED: 409,
     grpc.StatusCode.OUT_OF_RANGE: 416,
@@ -32,6 +33,14 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: 500,
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
+
+REASON_STATUS: dict[str, int] = {
+    # Editing or resuming a job in a state that does not allow it (running, failed…).
+    Reason.JOB_NOT_REVIEWABLE: 409,
+    # A webhook_url sent to a server that has no key to sign webhooks with: fix the request.
+    "WEBHOOKS_DISABLED": 400,
+}
+"""Reasons whose HTTP status differs from their gRPC status's."""
 
 _HTTP_REASON = {400: Reason.INVALID_ARGUMENT, 401: Reason.UNAUTHENTICATED, 404: "NOT_FOUND",
                 405: "METHOD_NOT_ALLOWED", 413: Reason.PAYLOAD_TOO_LARGE}
@@ -61,7 +70,7 @@ def error_response(
 
 
 def from_octavia(error: OctaviaError) -> JSONResponse:
-    status = HTTP_STATUS.get(error.code, 500)
+    status = REASON_STATUS.get(error.reason) or HTTP_STATUS.get(error.code, 500)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     return error_response(status, error.reason, error.message, error.retryable, headers)
 

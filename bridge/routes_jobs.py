@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-from grpc import aio
 from octavia.v1 import jobs_pb2 as pb
-from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
-from starlette.requests import Request
+from python_multipart.exceptions import FormParserError
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message as ASGIMessage
 from starlette.types import Receive
 
+from server.limits import StreamQuota
 from server.settings import Settings
 
-from . import _params
+from . import _params, routes_review
+from ._fanout import Feeds
 from .auth import authenticate, authenticate_stream
-from .convert import MIX_MODES, TERMINAL_STATUSES, job_to_json
+from .convert import MIX_MODES, job_to_json
 from .errors import BridgeError
-from .sse import EventSourceResponse, Message
+from .sse import EventSourceResponse
 
 log = logging.getLogger(__name__)
 
@@ -49,15 +48,7 @@ async def submit_job(request: Request) -> Response:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
         raise _too_large(limit)
-    # The form spools the file to disk (python-multipart); reading it once below is the
-    # only copy of the media held in memory.
-    receive = _Bounded(request.receive, limit + FORM_OVERHEAD)
-    try:
-        form = await Request(request.scope, receive).form(max_files=1, max_fields=16)
-    except HTTPException:
-        if receive.exceeded:
-            raise _too_large(limit) from None
-        raise
+    form = await _read_form(request, limit)
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -75,7 +66,11 @@ async def submit_job(request: Request) -> Response:
             target_language=fields.get("target_language", ""),
             source_language=fields.get("source_language", ""),
             request_id=fields.get("request_id") or request.headers.get("idempotency-key", ""),
-            options=pb.JobOptions(mix_mode=MIX_MODES.get(mix_mode, 0)),  # type: ignore[arg-type]
+            options=pb.JobOptions(
+                mix_mode=MIX_MODES.get(mix_mode, 0),  # type: ignore[arg-type]
+                pause_after=routes_review.pause_after(form),
+                webhook_url=fields.get("webhook_url", ""),
+            ),
         )
     finally:
         await form.close()
@@ -86,6 +81,37 @@ async def submit_job(request: Request) -> Response:
     job = job_to_json(response.job)
     return JSONResponse(job, status_code=201,
                         headers={"Location": f"/api/v1/jobs/{job['job_id']}/status"})
+
+
+async def _read_form(request: Request, limit: int) -> FormData:
+    """The multipart form, its file spooled to disk (python-multipart); reading it once
+    later is the only copy of the media held in memory. Whatever stops the parse (a
+    body over the limit, malformed framing, a client gone mid-upload), the files spooled
+    so far are closed and the answer is a 4xx."""
+    receive = _Bounded(request.receive, limit + FORM_OVERHEAD)
+    parser = MultiPartParser(request.headers, Request(request.scope, receive).stream(),
+                             max_files=1, max_fields=16)
+    spooled = getattr(parser, "_files_to_close_on_error", [])  # Starlette's own list
+    try:
+        form = await parser.parse()
+    except BaseException as error:
+        for file in spooled:
+            file.close()
+        if receive.exceeded:
+            raise _too_large(limit) from None
+        if isinstance(error, MultiPartException | FormParserError):
+            raise BridgeError(400, "INVALID_ARGUMENT",
+                              f"malformed multipart/form-data body: {error}") from None
+        if isinstance(error, ClientDisconnect):
+            raise BridgeError(400, "INVALID_ARGUMENT",
+                              "the request body ended before its end") from None
+        raise
+    # A body cut short inside the file part parses without error, and without that part.
+    kept = {id(value.file) for value in form.values() if isinstance(value, UploadFile)}
+    for file in spooled:
+        if id(file) not in kept:
+            file.close()
+    return form
 
 
 def _too_large(limit: int) -> BridgeError:
@@ -169,69 +195,34 @@ async def job_stream(request: Request) -> Response:
     caller = authenticate_stream(request, _params.canonical(request.path_params["job_id"]))
     job_id = _params.job_id(request)
     after = _params.last_event_id(request)
-    stub = _stub(request)
-    first: pb.WatchJobResponse | None = None
-    if after:
-        # A resume may wait long for its next event, so check access (and whether
-        # anything is left) now, while errors can still be an HTTP status.
-        status = await stub.GetStatus(
-            pb.GetStatusRequest(job_id=job_id), metadata=caller.metadata, timeout=UNARY_TIMEOUT
-        )
-        if _is_terminal(status.job) and status.job.sequence <= after:
-            return _nothing_left()
-    call = stub.WatchJob(
-        pb.WatchJobRequest(job_id=job_id, after_sequence=after), metadata=caller.metadata
-    )
-    if not after:
-        try:
-            read = await call.read()
-        except BaseException:
-            call.cancel()
-            raise
-        if read is aio.EOF:
-            return _nothing_left()
-        first = read
-    settings: Settings = request.app.state.settings
-    return EventSourceResponse(
-        _messages(call, first, job_id),
-        heartbeat=settings.sse_heartbeat_seconds,
-        retry_ms=settings.sse_retry_milliseconds,
-        closing=request.app.state.closing,
-        on_close=call.cancel,
-    )
-
-
-def _nothing_left() -> Response:
-    # 204 tells EventSource to stop reconnecting: the job has ended, all of it was sent.
-    return Response(status_code=204, headers=NO_STORE)
-
-
-def _is_terminal(job: pb.Job) -> bool:
-    return job.status in (pb.JOB_STATUS_COMPLETED, pb.JOB_STATUS_FAILED,
-                          pb.JOB_STATUS_CANCELLED)
-
-
-async def _messages(
-    call: Any, first: pb.WatchJobResponse | None, job_id: str
-) -> AsyncIterator[Message]:
+    feeds: Feeds = request.app.state.feeds
+    # The user's browsers share one upstream WatchJob per job, so the server's stream
+    # quota cannot see them: the bridge counts its SSE responses per user itself.
+    streams: StreamQuota = request.app.state.sse_streams
+    streams.acquire(caller.subject)
     try:
-        update = first
-        while True:
-            if update is None:
-                read = await call.read()
-                if read is aio.EOF:
-                    return
-                update = read
-            data = job_to_json(update.job)
-            yield Message(id=update.sequence, data=data)
-            if data["status"] in TERMINAL_STATUSES:
-                return
-            update = None
-    except grpc.RpcError as error:
-        # Headers are gone; end the stream and let EventSource resume from its last id.
-        log.warning("watch of job %s ended: %s", job_id, error.code())
-    finally:
-        call.cancel()
+        # Joins this process's feed of the job (one WatchJob shared by all of the user's
+        # browsers); access errors are raised here, while they can still be an HTTP status.
+        joined = await feeds.watch(job_id, caller, after)
+    except BaseException:
+        streams.release(caller.subject)
+        raise
+    if joined is None:
+        streams.release(caller.subject)
+        # 204 tells EventSource to stop reconnecting: the job has ended, all of it was sent.
+        return Response(status_code=204, headers=NO_STORE)
+    feed, watcher = joined
+    settings: Settings = request.app.state.settings
+
+    def close() -> None:
+        streams.release(caller.subject)
+        feeds.release(feed, watcher)
+
+    return EventSourceResponse(
+        watcher,
+        retry_ms=settings.sse_retry_milliseconds,
+        on_close=close,
+    )
 
 
 ROUTES = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import grpc
@@ -51,9 +52,19 @@ async def healthz(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+class _StaticFiles(StaticFiles):
+    """StaticFiles answering 404, not 500, for a path with a NUL byte (`os.stat` raises
+    ValueError for it, which Starlette does not catch)."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        if "\x00" in path:
+            return "", None
+        return super().lookup_path(path)
+
+
 def routes() -> list[Route | Mount]:
     return [
         Route("/", index, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
-        Mount("/web", StaticFiles(directory=web_dir(), check_dir=False), name="web"),
+        Mount("/web", _StaticFiles(directory=web_dir(), check_dir=False), name="web"),
     ]

@@ -31,6 +31,7 @@ from .service import JobService
 from .settings import Settings
 from .store import JobStore
 from .tracing import Tracing
+from .webhooks import WebhookRecorder, WebhookSender
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -62,8 +63,11 @@ class OctaviaServer:
         self._metrics_task: asyncio.Task[None] | None = None
         self.tokens = TokenAuthority(settings)
         self.store = JobStore(settings.database_url_resolved)
+        # Deliveries are written with their events; this process's sender is woken by its own.
+        self.webhooks = WebhookSender(settings, self.store)
+        self.store.on_event = WebhookRecorder(settings, on_commit=self.webhooks.wake)
         self.bus = EventBus(self.metrics)
-        self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
+        self.artifacts = ArtifactStore(settings.artifacts_url_resolved, settings.artifacts_options)
         self.dispatcher: Dispatcher
         self.relay: EventRelay | None = None
         self.worker: Worker | None = None
@@ -135,6 +139,7 @@ class OctaviaServer:
         if self.relay is not None:
             await self.relay.start()
         await self.dispatcher.start()
+        await self.webhooks.start()
         if self.metrics_server is not None:
             self._metrics_task = asyncio.create_task(
                 refresh_forever(self.store, self.metrics), name="octavia-metrics")
@@ -151,6 +156,7 @@ class OctaviaServer:
         if self._worker_task is not None:
             self._worker_stop.set()
             await self._worker_task
+        await self.webhooks.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self._metrics_task is not None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -35,10 +35,12 @@ def check_artifact_name(name: str) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, url: str) -> None:
+    """`options` are the filesystem's storage options (e.g. an S3 `endpoint_url`)."""
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url
         self.fs: fsspec.AbstractFileSystem
-        self.fs, self.root = url_to_fs(url)
+        self.fs, self.root = url_to_fs(url, **(options or {}))
         self.fs.makedirs(self.root, exist_ok=True)
 
     def _folder(self, job_id: str, version: int = 1) -> str:

@@ -13,13 +13,19 @@ import asyncio
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .jobs import EventType
 from .store import JobEvent
 
 if TYPE_CHECKING:
     from .metrics import Metrics
+
+T = TypeVar("T")
+
+ENCODED_KEPT = 256
+"""Recent events whose wire form `EventBus.encoded` keeps (a few per live job suffice:
+watchers of a job are at most a few events apart)."""
 
 
 class Subscription:
@@ -60,6 +66,7 @@ class EventBus:
     def __init__(self, metrics: Metrics | None = None) -> None:
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)
         self._metrics = metrics
+        self._encoded: dict[tuple[str, int], Any] = {}
 
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
@@ -85,6 +92,17 @@ class EventBus:
     def publish_all(self, events: list[JobEvent]) -> None:
         for event in events:
             self.publish(event)
+
+    def encoded(self, event: JobEvent, encode: Callable[[JobEvent], T]) -> T:
+        """`encode(event)`, computed once per event, not once per watcher: a published
+        event is never changed, and N watchers of a job send the same message."""
+        key = (event.job_id, event.sequence)
+        found = self._encoded.get(key)
+        if found is None:
+            found = self._encoded[key] = encode(event)
+            if len(self._encoded) > ENCODED_KEPT:
+                del self._encoded[next(iter(self._encoded))]  # the oldest
+        return cast(T, found)
 
     def watcher_count(self, job_id: str | None = None) -> int:
         if job_id is not None:

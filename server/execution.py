@@ -164,7 +164,7 @@ class JobExecutor:
             context.cancelled.set()  # the engine thread stops at its next check
             raise
         except JobCancelled:
-            await self._discard(job_id, record.version)
+            await self.discard(job_id, record.version)
             return "cancelled", None
         except JobPaused as paused:
             await self.change(job_id, pause(paused.phase), patient=True)
@@ -252,7 +252,7 @@ class JobExecutor:
             return EventType.COMPLETED
 
         if await self.change(job_id, mutate, patient=True) is None:  # cancelled at the last moment
-            await self._discard(job_id, version)
+            await self.discard(job_id, version)
             return False
         if self.metrics is not None:
             self.metrics.jobs_completed.inc()
@@ -267,13 +267,13 @@ class JobExecutor:
         if await self.change(job_id, failed, patient=True) is not None:
             self.count_failure(reason, phase)
             log.info("job failed while %s: %s (%s)", Phase(phase).value, message, reason)
-        await self._discard(job_id, version)
+        await self.discard(job_id, version)
 
     def count_failure(self, reason: str, phase: Phase | str) -> None:
         if self.metrics is not None:
             self.metrics.jobs_failed.labels(str(reason), Phase(phase).value).inc()
 
-    async def _discard(self, job_id: str, version: int) -> None:
+    async def discard(self, job_id: str, version: int) -> None:
         """Remove what a job that did not complete wrote; a failed re-dub keeps the
         versions before it and the checkpoints they were made from."""
         if version == 1:

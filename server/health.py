@@ -57,7 +57,12 @@ class HealthMonitor:
         await self.servicer.enter_graceful_shutdown()
 
     async def check(self) -> bool:
-        reachable = await self._store.ping()
+        try:
+            # A database that hangs (packets dropped, a lock held) is as unready as one
+            # that refuses: waiting on it would freeze the status at its last value.
+            reachable = await asyncio.wait_for(self._store.ping(), timeout=self._interval)
+        except TimeoutError:
+            reachable = False
         accepting = self._accepting() if self._accepting is not None else True
         serving = reachable and accepting
         if serving != self.serving:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 from grpc import aio
-from octavia.errors import Internal, InvalidArgument, OctaviaError
+from octavia.errors import Internal, InvalidArgument, OctaviaError, Unauthenticated
 
 from ._handlers import Around, wrap_handler
 from .auth import TokenAuthority
@@ -99,10 +99,13 @@ class AuthInterceptor(aio.ServerInterceptor):
         return wrap_handler(tolerant, _guarded(self._authenticate))
 
     async def _authenticate(self, context: aio.ServicerContext[Any, Any]) -> None:
-        metadata = dict(context.invocation_metadata() or ())
-        value = metadata.get("authorization")
+        values = [value for key, value in context.invocation_metadata() or ()
+                  if key == "authorization"]
+        value = values[0] if values else None
         header = value.decode("latin-1") if isinstance(value, bytes) else value
         try:
+            if len(values) > 1:  # a proxy may have checked one, and we would use another
+                raise Unauthenticated("send exactly one 'authorization' header")
             principal = self._tokens.verify_header(header)
         except OctaviaError as error:
             await context.abort_with_status(error.to_status())

@@ -8,20 +8,24 @@ import base64
 import binascii
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import mimetypes
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
 
 from grpc import aio
 from octavia.errors import FailedPrecondition, InvalidArgument, NotFound, Reason
 from octavia.v1 import jobs_pb2 as pb
 from octavia.v1 import jobs_pb2_grpc
 
-from . import logs, review, submission
+from . import logs, review, submission, webhooks
 from .artifacts import CHUNK, ArtifactStore, check_artifact_name
 from .convert import artifact_to_proto, event_to_proto, job_to_proto, snapshot_to_watch, timestamp
 from .events import EventBus
 from .jobs import EventType, Status
+from .limits import StreamQuota, check_active_jobs
 from .metrics import Metrics
 from .principal import current_principal
 from .runner import Dispatcher
@@ -53,6 +57,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         self.bus = bus
         self.dispatcher = dispatcher
         self.artifacts = artifacts
+        self.stream_quota = StreamQuota(settings.max_streams_per_user)
 
     async def SubmitJob(
         self, request: pb.SubmitJobRequest, context: Context
@@ -69,6 +74,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             existing = await self.store.find_request(owner, request.request_id)
             if existing is not None:
                 return pb.SubmitJobResponse(job=job_to_proto(existing.snapshot))
+        await check_active_jobs(self.store, self.settings, owner)
         job_id = submission.new_job_id()
         logs.set_field("job_id", job_id)
         source = await asyncio.to_thread(submission.store_source, request, job_id, self.settings)
@@ -112,8 +118,12 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         streams = self.metrics.watch_stream() if self.metrics is not None else _nothing()
         # Subscribe before reading the store, so nothing published in between is missed;
         # anything read twice is dropped by its sequence.
-        with streams, self.bus.subscribe(job_id) as live:
+        with self.stream_quota.slot(owner), streams, self.bus.subscribe(job_id) as live:
             record = await self.store.get(job_id, owner)
+            if request.after_sequence > record.sequence:
+                raise InvalidArgument(
+                    f"after_sequence {request.after_sequence} is past the job's last event "
+                    f"({record.sequence}): pass a sequence the stream sent")
             last = request.after_sequence
             if last == 0:
                 snapshot = await self.store.snapshot(job_id, owner)
@@ -133,7 +143,8 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 event = await live.get()
                 if event.sequence <= last:
                     continue
-                yield event_to_proto(event)
+                # Converted once per event, however many watchers it goes to.
+                yield self.bus.encoded(event, event_to_proto)
                 last = event.sequence
                 if EventType(event.type).is_terminal:
                     return
@@ -177,27 +188,46 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
         if listed is None:
             raise NotFound(f"job {job_id} has no artifact {name!r}",
                            reason=Reason.ARTIFACT_NOT_FOUND)
-        size = int(listed["size_bytes"])
-        if request.offset > size or (request.offset == size and size > 0):
-            raise InvalidArgument(f"offset {request.offset} is past the end ({size} bytes)")
-        end = size if request.length == 0 else min(size, request.offset + request.length)
+        end = _range_end(request.offset, request.length, int(listed["size_bytes"]))
         handle = await asyncio.to_thread(self.artifacts.open, job_id, name, version)
         try:
-            await asyncio.to_thread(handle.seek, request.offset)
-            position = request.offset
             first = True
-            while position < end or first:
-                data = await asyncio.to_thread(handle.read, min(CHUNK, end - position))
+            async for position, data in _read_range(_reader(handle), request.offset, end):
                 message = pb.ReadArtifactResponse(offset=position, data=data)
                 if first:
                     message.artifact.CopyFrom(artifact_to_proto(listed))
                     first = False
                 yield message
-                if not data:
-                    break
-                position += len(data)
         finally:
             await asyncio.to_thread(handle.close)
+
+    async def ReadSource(
+        self, request: pb.ReadSourceRequest, context: Context
+    ) -> AsyncIterator[pb.ReadSourceResponse]:
+        job_id = submission.check_job_id(request.job_id)
+        if request.offset < 0 or request.length < 0:
+            raise InvalidArgument("offset and length must not be negative")
+        record = await self.store.get(job_id, current_principal().subject)
+        path = Path(record.media_path)
+        try:
+            size = (await asyncio.to_thread(path.stat)).st_size
+        except OSError:
+            raise NotFound(f"the source media of job {job_id} is no longer stored",
+                           reason=Reason.ARTIFACT_NOT_FOUND) from None
+        end = _range_end(request.offset, request.length, size)
+        filename = record.source_filename or path.name
+        media_type = (mimetypes.guess_type(filename)[0] or mimetypes.guess_type(path.name)[0]
+                      or "application/octet-stream")
+        first = True
+        # Each chunk opens the file afresh: no handle outlives a thread call, so a cancel
+        # at any await leaves nothing open.
+        async for position, data in _read_range(partial(_read_file, path), request.offset, end):
+            message = pb.ReadSourceResponse(offset=position, data=data)
+            if first:
+                message.filename, message.media_type = filename, media_type
+                message.size_bytes = size
+                first = False
+            yield message
 
 
     async def ListSegments(
@@ -248,6 +278,53 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 version.completed_at.CopyFrom(stamp)
             versions.append(version)
         return pb.ListVersionsResponse(versions=versions)
+
+    async def ListWebhookDeliveries(
+        self, request: pb.ListWebhookDeliveriesRequest, context: Context
+    ) -> pb.ListWebhookDeliveriesResponse:
+        job_id = submission.check_job_id(request.job_id)
+        await self.store.get(job_id, current_principal().subject)  # NotFound for strangers
+        rows = await self.store.read_with(webhooks.deliveries_of(job_id))
+        return pb.ListWebhookDeliveriesResponse(
+            deliveries=[webhooks.delivery_to_proto(row) for row in rows])
+
+
+def _range_end(offset: int, length: int, size: int) -> int:
+    """The end of the byte range `offset`/`length` (0: to the end) of a `size`-byte file."""
+    if offset > size or (offset == size and size > 0):
+        raise InvalidArgument(f"offset {offset} is past the end ({size} bytes)")
+    return size if length == 0 else min(size, offset + length)
+
+
+async def _read_range(
+    read: Callable[[int, int], bytes], offset: int, end: int
+) -> AsyncIterator[tuple[int, bytes]]:
+    """`(position, data)` chunks from `offset` to `end`, each read in a thread by
+    `read(position, size)`; at least one, empty for an empty file."""
+    position = offset
+    first = True
+    while position < end or first:
+        first = False
+        data = await asyncio.to_thread(read, position, min(CHUNK, end - position))
+        yield position, data
+        if not data:
+            break
+        position += len(data)
+
+
+def _reader(handle: IO[bytes]) -> Callable[[int, int], bytes]:
+    def read(position: int, size: int) -> bytes:
+        if handle.tell() != position:
+            handle.seek(position)
+        return handle.read(size)
+
+    return read
+
+
+def _read_file(path: Path, position: int, size: int) -> bytes:
+    with path.open("rb") as file:
+        file.seek(position)
+        return file.read(size)
 
 
 def _versions_of(record: JobRecord) -> list[dict[str, Any]]:

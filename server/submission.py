@@ -1,7 +1,8 @@
 """Checking a SubmitJob request and turning it into a stored job.
 
-Every rejection is INVALID_ARGUMENT with a message that says what to fix; nothing is
-written until the request has passed every check.
+Every rejection is INVALID_ARGUMENT with a message that says what to fix (but a webhook
+this server cannot sign is FAILED_PRECONDITION); nothing is written until the request has
+passed every check.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from octavia.errors import InvalidArgument, Reason
+from octavia.errors import FailedPrecondition, InvalidArgument, Reason
 from octavia.v1 import jobs_pb2 as pb
 
 from .engine import EngineError
@@ -88,7 +89,11 @@ def check_request(request: pb.SubmitJobRequest, settings: Settings) -> None:
         if len(getattr(request, field)) > MAX_TEXT:
             raise InvalidArgument(f"`{field}` is longer than {MAX_TEXT} characters")
     check_pauses(request.options)
-    check_webhook_url(request.options.webhook_url)
+    if check_webhook_url(request.options.webhook_url) and not settings.webhook_secret:
+        raise FailedPrecondition(
+            "this server sends no webhooks: it has no OCTAVIA_WEBHOOK_SECRET to sign them "
+            "with (nothing unsigned is ever sent); submit without `options.webhook_url`",
+            reason=Reason.WEBHOOKS_DISABLED)
 
 
 def check_pauses(options: pb.JobOptions) -> list[str]:
@@ -132,12 +137,17 @@ def resolve_uri(uri: str, settings: Settings) -> Path:
     candidate = Path(raw)
     if not candidate.is_absolute():
         candidate = root / candidate
-    resolved_root = root.resolve()
-    resolved = candidate.resolve()  # follows symlinks, so a link cannot escape the root
-    if not resolved.is_relative_to(resolved_root):
+    try:
+        resolved_root = root.resolve()
+        resolved = candidate.resolve()  # follows symlinks, so a link cannot escape the root
+        inside = resolved.is_relative_to(resolved_root)
+        is_file = inside and resolved.is_file()
+    except (OSError, ValueError, RuntimeError):  # NUL byte, name too long, symlink loop
+        inside, is_file = True, False
+    if not inside:
         raise InvalidArgument(f"uri {uri[:100]!r} is outside the allowed media root",
                               reason=Reason.URI_NOT_ALLOWED)
-    if not resolved.is_file():
+    if not is_file:
         raise InvalidArgument(f"uri {uri[:100]!r} is not a readable file under the media root",
                               reason=Reason.URI_NOT_ALLOWED)
     return resolved

@@ -8,10 +8,19 @@
             print(update.job.progress_percentage, update.job.current_step)
         client.download(job.job_id, "dubbed.wav", "out/")
 
+Review before the voice is made: submit with `pause_after=["translating"]`, `wait` until
+the job awaits review, `list_segments`, `update_segments(job_id, [SegmentEdit(3,
+target_text="…")])`, then `resume` (a completed job is re-dubbed as a new version;
+`list_versions` and `download(..., version=N)` reach the older ones).
+
+Receiving webhooks: `octavia.webhooks.verify(body, headers["Octavia-Signature"], SECRET)`
+checks the signature and returns the event.
+
 Jobs and updates are the `octavia.v1` protobuf messages; failures are `octavia.errors`.
 """
 
-from ._core import RetryPolicy
+from . import webhooks
+from ._core import RetryPolicy, SegmentEdit
 from .aio import AsyncOctaviaClient
 from .client import OctaviaClient
 from .errors import (
@@ -30,6 +39,7 @@ from .errors import (
     Unavailable,
 )
 from .v1 import jobs_pb2 as pb
+from .webhooks import WebhookSignatureError
 
 __all__ = [
     "AsyncOctaviaClient",
@@ -46,7 +56,10 @@ __all__ = [
     "Reason",
     "ResourceExhausted",
     "RetryPolicy",
+    "SegmentEdit",
     "Unauthenticated",
     "Unavailable",
+    "WebhookSignatureError",
     "pb",
+    "webhooks",
 ]

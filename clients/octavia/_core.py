@@ -7,14 +7,14 @@ import hashlib
 import os
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import grpc
 
-from .errors import ChecksumMismatch, FailedPrecondition, NotFound, Reason
+from .errors import ChecksumMismatch, FailedPrecondition, InvalidArgument, NotFound, Reason
 from .v1 import jobs_pb2 as pb
 
 MiB = 1024 * 1024
@@ -37,6 +37,9 @@ TERMINAL_STATUSES = frozenset(
 
 Source = str | os.PathLike[str] | bytes
 """What `submit` accepts: a path to a media file, or its bytes."""
+
+PhaseLike = pb.JobPhase | str
+"""A phase as the enum value or its name: `pb.JOB_PHASE_TRANSLATING` or "translating"."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,8 @@ def submit_request(
     source_language: str | None,
     request_id: str | None,
     mix_mode: pb.MixMode,
+    pause_after: Iterable[PhaseLike] = (),
+    webhook_url: str | None = None,
 ) -> pb.SubmitJobRequest:
     # A request id makes SubmitJob idempotent, so a retry after a dropped connection
     # returns the job the first attempt created instead of a second one.
@@ -100,16 +105,73 @@ def submit_request(
         target_language=target_language,
         source_language=source_language or "",
         request_id=request_id or str(uuid.uuid4()),
-        options=pb.JobOptions(mix_mode=mix_mode),
+        options=pb.JobOptions(
+            mix_mode=mix_mode,
+            pause_after=[phase_value(phase) for phase in pause_after],
+            webhook_url=webhook_url or "",
+        ),
+    )
+
+
+def phase_value(phase: PhaseLike) -> pb.JobPhase:
+    """`phase` as the enum value; a name is looked up ("translating" or "JOB_PHASE_…")."""
+    if not isinstance(phase, str):
+        return phase
+    name = phase.strip().upper()
+    try:
+        value = pb.JobPhase.Value(name if name.startswith("JOB_PHASE_") else f"JOB_PHASE_{name}")
+    except ValueError:
+        raise InvalidArgument(f"unknown phase {phase!r}: use transcribing or translating") from None
+    return cast(pb.JobPhase, value)
+
+
+@dataclass(frozen=True)
+class SegmentEdit:
+    """A change to one segment for `update_segments`; None leaves a field as it is.
+
+    A new `source_text` is translated again on resume (unless `target_text` is given too);
+    a new `target_text` is spoken again; timings are in seconds of the source media.
+    """
+
+    index: int
+    source_text: str | None = None
+    target_text: str | None = None
+    start: float | None = None
+    end: float | None = None
+
+    def to_proto(self) -> pb.SegmentEdit:
+        edit = pb.SegmentEdit(index=self.index)
+        if self.source_text is not None:
+            edit.source_text = self.source_text
+        if self.target_text is not None:
+            edit.target_text = self.target_text
+        if self.start is not None:
+            edit.start_seconds = self.start
+        if self.end is not None:
+            edit.end_seconds = self.end
+        return edit
+
+
+def update_segments_request(
+    job_id: str, edits: SegmentEdit | pb.SegmentEdit | Iterable[SegmentEdit | pb.SegmentEdit]
+) -> pb.UpdateSegmentsRequest:
+    if isinstance(edits, SegmentEdit | pb.SegmentEdit):
+        edits = [edits]
+    return pb.UpdateSegmentsRequest(
+        job_id=job_id,
+        edits=[e.to_proto() if isinstance(e, SegmentEdit) else e for e in edits],
     )
 
 
 class WatchCursor:
     """Where a watch is, so a reconnect resumes right after the last update delivered."""
 
-    def __init__(self, after_sequence: int = 0) -> None:
+    def __init__(self, after_sequence: int = 0, stop_at_review: bool = False) -> None:
         self.last = after_sequence
         self.done = False
+        self.paused = False
+        """The update just delivered says the job awaits review (and the watch may stop)."""
+        self._stop_at_review = stop_at_review
 
     def accept(self, message: pb.WatchJobResponse) -> bool:
         """Whether to deliver `message`; anything already delivered is dropped."""
@@ -117,7 +179,14 @@ class WatchCursor:
             return False
         self.last = message.sequence
         self.done = message.job.status in TERMINAL_STATUSES
+        self.paused = (self._stop_at_review
+                       and message.job.status == pb.JOB_STATUS_AWAITING_REVIEW)
         return True
+
+    def still_paused(self, current: pb.Job) -> bool:
+        """Whether the pause just delivered is where the job is now; a replayed pause the
+        job has moved on from is not (the watch then goes on to the later updates)."""
+        return current.status == pb.JOB_STATUS_AWAITING_REVIEW and current.sequence <= self.last
 
     def request(self, job_id: str) -> pb.WatchJobRequest:
         return pb.WatchJobRequest(job_id=job_id, after_sequence=self.last)
@@ -138,6 +207,18 @@ def find_artifact(job: pb.Job, name: str) -> pb.Artifact:
     raise NotFound(f"job {job.job_id} has no artifact {name!r}", reason=Reason.ARTIFACT_NOT_FOUND)
 
 
+def version_listing(job_id: str, versions: Sequence[pb.JobVersion], version: int) -> pb.Job:
+    """The job as its finished `version` left it: what a download of that version must
+    match (the shape `find_artifact` reads)."""
+    for entry in versions:
+        if entry.version == version:
+            return pb.Job(job_id=job_id, status=pb.JOB_STATUS_COMPLETED, version=version,
+                          output_file=entry.output_file, artifacts=entry.artifacts)
+    listed = ", ".join(str(v.version) for v in versions) or "none yet"
+    raise NotFound(f"job {job_id} has no version {version} (finished versions: {listed})",
+                   reason=Reason.ARTIFACT_NOT_FOUND)
+
+
 def download_path(dest: str | os.PathLike[str], name: str) -> Path:
     """`dest/name` when `dest` is a folder (or ends with a separator), else `dest`."""
     path = Path(dest)
@@ -148,11 +229,13 @@ def download_path(dest: str | os.PathLike[str], name: str) -> Path:
 
 class ArtifactSink:
     """Writes an artifact to `<path>.part`, hashing as it goes, and moves it into place only
-    when size and sha256 match the job's listing. Resumable: `offset` is where to ask next."""
+    when size and sha256 match the job's listing. Resumable: `offset` is where to ask next.
+    `version` pins the outputs read to the version the listing came from (0: current)."""
 
-    def __init__(self, path: Path, artifact: pb.Artifact) -> None:
+    def __init__(self, path: Path, artifact: pb.Artifact, version: int = 0) -> None:
         self.path = path
         self.artifact = artifact
+        self.version = version
         self.partial = path.with_name(path.name + ".part")
         self.offset = 0
         self._hash = hashlib.sha256()
@@ -165,6 +248,10 @@ class ArtifactSink:
     @property
     def complete(self) -> bool:
         return self.offset >= self.artifact.size_bytes
+
+    def request(self, job_id: str) -> pb.ReadArtifactRequest:
+        return pb.ReadArtifactRequest(job_id=job_id, name=self.artifact.name,
+                                      offset=self.offset, version=self.version)
 
     def write(self, chunk: pb.ReadArtifactResponse) -> None:
         assert self._file is not None

@@ -47,6 +47,8 @@ class Reason:
     STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
     STORAGE_FULL = "STORAGE_FULL"
     """The server's disk (data directory or artifact store) is full; retry later."""
+    WEBHOOKS_DISABLED = "WEBHOOKS_DISABLED"
+    """A job asked for a webhook, but the server has no secret to sign webhooks with."""
     INTERNAL = "INTERNAL"
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
     """Client-side: a downloaded artifact does not match the sha256 the job lists."""

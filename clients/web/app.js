@@ -1,5 +1,7 @@
-// The demo page: sign in, submit a file, watch it live, play and download the results.
+// The demo page: sign in, submit a file, watch it live, review and re-dub its lines,
+// play and download the results of every version.
 import { OctaviaClient } from "./octavia.js";
+import { ReviewView } from "./review.js";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "octavia.token";
@@ -56,9 +58,11 @@ function render(job) {
   $("phase").textContent = job.phase;
   $("step").textContent = job.current_step || "";
   $("status").textContent = job.status;
+  $("version").textContent = String(job.version ?? 1);
   $("job-id").textContent = job.job_id;
   $("error").hidden = !job.error_message;
   $("error").textContent = job.error_message || "";
+  review.update(job);
 }
 
 async function showResults(job) {
@@ -70,7 +74,8 @@ async function showResults(job) {
   const api = client();
   for (const artifact of job.artifacts) {
     // Fetched with the caller's credentials (a bearer token cannot ride on a plain link).
-    const url = URL.createObjectURL(await api.artifact(job.job_id, artifact.name));
+    const blob = await api.artifact(job.job_id, artifact.name, { version: job.version });
+    const url = URL.createObjectURL(blob);
     const link = Object.assign(document.createElement("a"), {
       href: url, download: artifact.name, textContent: `${artifact.name} (${artifact.size_bytes} bytes)`,
     });
@@ -83,7 +88,64 @@ async function showResults(job) {
     }
   }
   $("results").hidden = false;
+  await showVersions(job);
 }
+
+async function showVersions(job) {
+  let versions;
+  try {
+    ({ versions } = await client().versions(job.job_id));
+  } catch (error) {
+    console.warn("octavia: versions:", error);
+    return;
+  }
+  const items = versions.map((version) => {
+    const item = document.createElement("li");
+    item.dataset.version = String(version.version);
+    item.append(`Version ${version.version} (${version.completed_at}): `);
+    for (const artifact of version.artifacts) {
+      const link = Object.assign(document.createElement("a"), {
+        href: `${artifact.url}&download=1`, textContent: artifact.name,
+        title: `sha256 ${artifact.sha256}`,
+      });
+      link.className = "version-download";
+      link.addEventListener("click", (event) => download(event, job.job_id, artifact, version));
+      item.append(link, " ");
+    }
+    return item;
+  });
+  $("version-list").replaceChildren(...items);
+  $("versions").hidden = items.length === 0;
+}
+
+// With a bearer token a plain link cannot authenticate: fetch the file, then save it.
+async function download(event, jobId, artifact, version) {
+  const api = client();
+  if (!api.token) return; // the cookie session rides on the link itself
+  event.preventDefault();
+  const blob = await api.artifact(jobId, artifact.name, { version: version.version });
+  const url = URL.createObjectURL(blob);
+  Object.assign(document.createElement("a"), { href: url, download: artifact.name }).click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+function follow(jobId) {
+  if (watch) watch.close();
+  $("submit").disabled = true;
+  $("cancel").hidden = false;
+  watch = client().watch(jobId, {
+    onUpdate: render,
+    onEnd: showResults,
+    onMode: (mode) => { $("mode").textContent = mode; },
+    onError: (error) => console.warn("octavia:", error),
+  });
+}
+
+const review = new ReviewView(client, (job) => {
+  $("results").hidden = true;
+  render(job);
+  follow(job.job_id); // the live bar again, through the re-dub
+});
 
 $("submit-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -91,10 +153,15 @@ $("submit-form").addEventListener("submit", async (event) => {
   if (!file) return;
   if (watch) watch.close();
   $("results").hidden = true;
+  $("versions").hidden = true;
+  review.reset();
   $("submit").disabled = true;
   let job;
   try {
-    job = await client().submit(file, { targetLanguage: $("language").value });
+    job = await client().submit(file, {
+      targetLanguage: $("language").value,
+      pauseAfter: $("pause").checked ? ["translating"] : [],
+    });
   } catch (error) {
     $("job").hidden = false;
     $("error").hidden = false;
@@ -103,14 +170,8 @@ $("submit-form").addEventListener("submit", async (event) => {
     return;
   }
   $("job").hidden = false;
-  $("cancel").hidden = false;
   render(job);
-  watch = client().watch(job.job_id, {
-    onUpdate: render,
-    onEnd: showResults,
-    onMode: (mode) => { $("mode").textContent = mode; },
-    onError: (error) => console.warn("octavia:", error),
-  });
+  follow(job.job_id);
 });
 
 $("cancel").addEventListener("click", async () => {

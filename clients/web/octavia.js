@@ -14,6 +14,8 @@
 // is missed or repeated. After repeated failures, or without EventSource, it polls.
 
 export const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+/** Statuses in which a job's segments can be edited (then `resume()` re-dubs them). */
+export const REVIEWABLE = new Set(["awaiting_review", "completed"]);
 
 export class OctaviaHttpError extends Error {
   constructor(status, body) {
@@ -24,6 +26,8 @@ export class OctaviaHttpError extends Error {
     this.retryable = Boolean(body && body.retryable);
   }
 }
+
+const jobPath = (jobId) => `/api/v1/jobs/${encodeURIComponent(jobId)}`;
 
 export class OctaviaClient {
   /**
@@ -40,11 +44,13 @@ export class OctaviaClient {
     return this.token ? { ...extra, Authorization: `Bearer ${this.token}` } : { ...extra };
   }
 
+  /** `body`: FormData, or a plain object sent as JSON. */
   async request(method, path, body = undefined) {
+    const json = body !== undefined && !(body instanceof FormData);
     const response = await fetch(this.baseUrl + path, {
       method,
-      body,
-      headers: this._headers(),
+      body: json ? JSON.stringify(body) : body,
+      headers: this._headers(json ? { "Content-Type": "application/json" } : {}),
       credentials: "same-origin",
     });
     if (response.status === 204) return null;
@@ -57,14 +63,23 @@ export class OctaviaClient {
   openSession() { return this.request("POST", "/api/v1/session"); }
   closeSession() { return this.request("DELETE", "/api/v1/session"); }
 
-  /** Submit a file; resolves to the new job. */
-  submit(file, { targetLanguage, sourceLanguage = "", requestId = "", mixMode = "" } = {}) {
+  /**
+   * Submit a file; resolves to the new job. `pauseAfter`: phases ("transcribing",
+   * "translating") after which the job waits in "awaiting_review" for `resume()`;
+   * `webhookUrl`: where the server POSTs the job's signed webhooks.
+   */
+  submit(file, {
+    targetLanguage, sourceLanguage = "", requestId = "", mixMode = "", pauseAfter = [],
+    webhookUrl = "",
+  } = {}) {
     const form = new FormData();
     form.append("file", file, file.name || "media");
     form.append("target_language", targetLanguage);
     if (sourceLanguage) form.append("source_language", sourceLanguage);
     if (requestId) form.append("request_id", requestId);
     if (mixMode) form.append("mix_mode", mixMode);
+    for (const phase of [].concat(pauseAfter)) form.append("pause_after", phase);
+    if (webhookUrl) form.append("webhook_url", webhookUrl);
     return this.request("POST", "/api/v1/jobs", form);
   }
 
@@ -75,12 +90,41 @@ export class OctaviaClient {
   }
   cancel(jobId) { return this.request("POST", `/api/v1/jobs/${encodeURIComponent(jobId)}/cancel`); }
 
+  // --- Review: segments, edits, resume, versions ---------------------------------------
+
+  /** `{segments: [{index, start_seconds, end_seconds, speaker, source_text, target_text}],
+   *  source_language, target_language, editable}` */
+  segments(jobId) { return this.request("GET", `${jobPath(jobId)}/segments`); }
+  /** Edit some segments (all or nothing): `[{index, target_text?, source_text?,
+   *  start_seconds?, end_seconds?}]`; resolves to every segment after the edits. */
+  updateSegments(jobId, edits) {
+    return this.request("PATCH", `${jobPath(jobId)}/segments`, { edits });
+  }
+  /** Go on after review, or re-dub a completed job as its next version. */
+  resume(jobId) { return this.request("POST", `${jobPath(jobId)}/resume`); }
+  /** `{versions: [{version, completed_at, output_file, output_url, artifacts}]}` */
+  versions(jobId) { return this.request("GET", `${jobPath(jobId)}/versions`); }
+  /** `{deliveries: [...]}`: the job's webhook deliveries and their attempts. */
+  webhooks(jobId) { return this.request("GET", `${jobPath(jobId)}/webhooks`); }
+
+  /** URL of a result file (`version` 0: the current one). Plain links and `<audio src>`
+   *  work with the cookie session; with a bearer token use `artifact()`. */
+  artifactUrl(jobId, name, version = 0) {
+    const query = version ? `?version=${encodeURIComponent(version)}` : "";
+    return `${this.baseUrl}${jobPath(jobId)}/artifacts/${encodeURIComponent(name)}${query}`;
+  }
+  /** URL of the job's source media (see `artifactUrl` about credentials). */
+  sourceUrl(jobId) { return `${this.baseUrl}${jobPath(jobId)}/source`; }
+
   /** A result file as a Blob (works with a bearer token, unlike a plain link). */
-  async artifact(jobId, name) {
-    const path = `/api/v1/jobs/${encodeURIComponent(jobId)}/artifacts/${encodeURIComponent(name)}`;
-    const response = await fetch(this.baseUrl + path, {
-      headers: this._headers(), credentials: "same-origin",
-    });
+  artifact(jobId, name, { version = 0 } = {}) {
+    return this._blob(this.artifactUrl(jobId, name, version));
+  }
+  /** The job's source media as a Blob. */
+  source(jobId) { return this._blob(this.sourceUrl(jobId)); }
+
+  async _blob(url) {
+    const response = await fetch(url, { headers: this._headers(), credentials: "same-origin" });
     if (!response.ok) {
       throw new OctaviaHttpError(response.status, await response.json().catch(() => null));
     }
@@ -103,7 +147,8 @@ export class OctaviaClient {
    * @param {string} jobId
    * @param {{onUpdate?: Function, onEnd?: Function, onError?: Function, onMode?: Function,
    *          pollInterval?: number, maxStreamFailures?: number}} handlers
-   *   onUpdate(job) for each change; onEnd(job) once, at the terminal state;
+   *   onUpdate(job) for each change ("awaiting_review" is not an end: the watch stays
+   *   open and goes on after `resume()`); onEnd(job) once, at the terminal state;
    *   onError(error) when a request fails; onMode("stream"|"polling") when the transport
    *   changes.
    * @returns {{close: Function}}

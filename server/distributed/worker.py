@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import procrastinate
+import psycopg
 from octavia.errors import Reason
 
 from .. import tracing as tracing_
@@ -24,9 +25,14 @@ from ..metrics import Metrics
 from ..settings import Settings
 from ..store import JobStore
 from ..tracing import Tracing
-from .queue import QUEUE_NAME, TASK_NAME, worker_app
+from ..webhooks import WebhookRecorder
+from .queue import QUEUE_NAME, TASK_NAME, libpq_url, worker_app
 
 log = logging.getLogger(__name__)
+
+# The advisory lock a worker holds while it checks for stalled jobs (any constant will do,
+# as long as nothing else in the database uses it).
+STALLED_CHECK_LOCK = 0x6F63_7461_7669_61  # "octavia"
 
 
 class Worker:
@@ -41,10 +47,13 @@ class Worker:
         self.metrics = metrics if metrics is not None else Metrics()
         self._owns_tracing = tracing is None
         self.tracing = tracing if tracing is not None else Tracing.from_settings(settings)
-        self.store = store or JobStore(settings.database_url_resolved)
+        # Its webhooks are recorded with their events; the serving processes send them.
+        self.store = store or JobStore(settings.database_url_resolved,
+                                       on_event=WebhookRecorder(settings))
         self._owns_store = store is None
         self.engine = engine if engine is not None else load_engine(settings)
-        self.artifacts = ArtifactStore(settings.artifacts_url_resolved)
+        self.artifacts = ArtifactStore(settings.artifacts_url_resolved,
+                                       settings.artifacts_options)
         # Events reach watchers through the store's NOTIFY and each replica's relay.
         self.executor = JobExecutor(settings, self.store, lambda _event: None, self.engine,
                                     self.artifacts, threads=settings.concurrency,
@@ -98,20 +107,37 @@ class Worker:
                     self.store.close()
 
     async def _retry_stalled(self) -> None:
-        manager = self.app.job_manager
         while True:
             await asyncio.sleep(max(1.0, self.settings.worker_heartbeat_seconds))
             try:
-                stalled = await manager.get_stalled_jobs(
-                    task_name=TASK_NAME,
-                    seconds_since_heartbeat=self.settings.stalled_after_seconds,
-                )
-                for job in stalled:
-                    await self._recover(manager, job)
+                await self.check_stalled()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("checking for stalled jobs failed")
+
+    async def check_stalled(self) -> None:
+        """Run again, or fail, the jobs of workers that went silent.
+
+        One worker at a time, under a PostgreSQL advisory lock: two that saw the same
+        stalled job would both retry it (counting two attempts, or queuing it again after
+        a live worker had taken it) or both fail it. The lock goes with the connection, so
+        a checker that dies holds it no longer."""
+        url = libpq_url(self.settings.database_url_resolved)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True,
+                                                          connect_timeout=10) as connection:
+            cursor = await connection.execute("SELECT pg_try_advisory_lock(%s)",
+                                              (STALLED_CHECK_LOCK,))
+            row = await cursor.fetchone()
+            if row is None or not row[0]:
+                return  # another worker is checking right now
+            manager = self.app.job_manager
+            stalled = await manager.get_stalled_jobs(
+                task_name=TASK_NAME,
+                seconds_since_heartbeat=self.settings.stalled_after_seconds,
+            )
+            for job in stalled:
+                await self._recover(manager, job)
 
     async def _recover(self, manager: Any, job: procrastinate.jobs.Job) -> None:
         job_id = str(job.task_kwargs.get("job_id"))
@@ -121,10 +147,12 @@ class Worker:
             return
         log.error("job %s: its worker stopped %d times; giving up", job_id, job.attempts + 1)
         record = await self.store.get(job_id)
-        if await self.executor.change(job_id, failure(
+        failed = await self.executor.change(job_id, failure(
             record.phase,
             f"its worker stopped {job.attempts + 1} times while {record.phase}; "
             "submit it again",
-            Reason.INTERRUPTED, True)) is not None:
-            self.executor.count_failure(Reason.INTERRUPTED, record.phase)
+            Reason.INTERRUPTED, True))
         await manager.finish_job(job, status=procrastinate.jobs.Status.FAILED, delete_job=False)
+        if failed is not None:  # not when it had ended anyway (e.g. completed, then died)
+            self.executor.count_failure(Reason.INTERRUPTED, record.phase)
+            await self.executor.discard(job_id, record.version)

@@ -141,6 +141,8 @@ def _duration(container: av.container.InputContainer) -> float:
             longest = max(longest, float(stream.duration * stream.time_base))
     if longest > 0:
         return longest
+    if not container.streams.audio:
+        return 0.0  # nothing to walk; the caller refuses media without audio
     # Some raw streams carry no duration in their headers: walk the packets (no decoding).
     end = 0.0
     for packet in container.demux(container.streams.audio[0]):

@@ -77,3 +77,29 @@ class JobEvent(SQLModel, table=True):
     type: str = Field(max_length=16)
     snapshot: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _timestamp(nullable=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event of a job to POST to its webhook URL, written in the event's transaction.
+
+    A sender claims a due row by setting `lease_until` in one conditional UPDATE, so two
+    processes never make the same attempt; each attempt is appended to `attempts`.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: str = Field(primary_key=True, max_length=36)
+    job_id: str = Field(foreign_key="jobs.id", index=True, max_length=36)
+    sequence: int
+    """The event's sequence in the job's log; its snapshot is the body's `job`."""
+    event_type: str = Field(max_length=16)
+    url: str
+    state: str = Field(index=True, max_length=16)
+    """`pending`, `delivered` or `failed`."""
+    attempts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    """Every attempt so far, oldest first: {at (ISO-8601), status_code (0: no answer), error}."""
+    created_at: datetime = _timestamp(nullable=False)
+    next_attempt_at: datetime | None = _timestamp(nullable=True, index=True)
+    """When the next attempt is due; None once delivered or failed."""
+    lease_until: datetime | None = _timestamp(nullable=True)
+    """While set and in the future, one sender is making an attempt."""

@@ -9,6 +9,7 @@ database supports it (PostgreSQL), so sequences never collide across processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,10 @@ Enqueue = Callable[[Any, JobRecord], int | None]
 
 # A mutation returns the event type it amounts to, or None for "nothing changed".
 Mutation = Callable[[JobRecord], EventType | None]
+
+# Called inside the transaction that stores each event (after the event is added), so what
+# it writes (a webhook delivery) commits or rolls back with the event.
+EventHook = Callable[[Session, JobRecord, JobEvent], None]
 
 
 class JobIsFinal(Exception):
@@ -103,8 +108,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class JobStore:
-    def __init__(self, url: str, *, threads: int = 4) -> None:
+    def __init__(self, url: str, *, threads: int = 4, on_event: EventHook | None = None) -> None:
         self.url = url
+        self.on_event = on_event
+        """Runs in every event's transaction (see EventHook); set before the store is used."""
         self.engine = create_db_engine(url)
         self.notifies = self.engine.dialect.name == "postgresql"
         """Whether every event is also announced on EVENTS_CHANNEL (other processes listen)."""
@@ -153,8 +160,9 @@ class JobStore:
         """Job ids in the given statuses, oldest first."""
         return await self._run(self._ids_with_status, statuses)
 
-    async def count_with_status(self, *statuses: Status) -> int:
-        return await self._run(self._count_with_status, statuses)
+    async def count_with_status(self, *statuses: Status, owner: str | None = None) -> int:
+        """Jobs in the given statuses (only `owner`'s, when given)."""
+        return await self._run(self._count_with_status, statuses, owner)
 
     # --- writes ------------------------------------------------------------------------
 
@@ -192,7 +200,20 @@ class JobStore:
         """Append an UPDATED event to each pending job whose queue position moved."""
         return await self._run(self._touch_pending, list(job_ids))
 
+    async def read_with(self, work: Callable[[Session], T]) -> T:
+        """Run `work` with a session of its own on the store's threads (other tables)."""
+        return await self._run(self._in_session, work, False)
+
+    async def write_with(self, work: Callable[[Session], T]) -> T:
+        """Like `read_with`, serialised with this process's other writers; `work` commits."""
+        return await self._run(self._in_session, work, True)
+
     # --- sync implementations (run on the pool) ----------------------------------------
+
+    def _in_session(self, work: Callable[[Session], T], write: bool) -> T:
+        with (self._write_lock if write else contextlib.nullcontext()), \
+                Session(self.engine, expire_on_commit=False) as session:
+            return work(session)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -257,11 +278,13 @@ class JobStore:
             )
             return list(session.exec(query))
 
-    def _count_with_status(self, statuses: tuple[Status, ...]) -> int:
+    def _count_with_status(self, statuses: tuple[Status, ...], owner: str | None = None) -> int:
         with Session(self.engine) as session:
             query = select(func.count()).where(
                 JobRecord.status.in_([s.value for s in statuses])  # type: ignore[attr-defined]
             )
+            if owner is not None:
+                query = query.where(JobRecord.owner == owner)
             return int(session.exec(query).one())
 
     def _create(self, record: JobRecord, enqueue: Enqueue | None) -> tuple[JobEvent, bool]:
@@ -365,6 +388,8 @@ class JobStore:
             created_at=utcnow(),
         )
         session.add(event)
+        if self.on_event is not None:
+            self.on_event(session, record, event)
         if self.notifies:  # delivered to listeners when the transaction commits
             session.execute(
                 text("SELECT pg_notify(:channel, :payload)"),

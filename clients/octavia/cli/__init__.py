@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from server.settings import Settings
 
 REMOTE_COMMANDS = ("submit", "status", "watch", "cancel", "jobs", "download")
+REVIEW_COMMANDS = ("segments", "edit", "resume", "versions")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,7 +75,7 @@ def load_settings(args: argparse.Namespace) -> Settings:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings, io: Io) -> int:
-    from . import _connect, _local, _models, _remote
+    from . import _connect, _local, _models, _remote, _review
 
     if args.command == "serve":
         return _run(_local.serve(args, settings, io))
@@ -89,7 +90,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, io: Io) -> int:
         with _naming(remote.address if remote else None):
             return _run(_remote.dub(args, settings, remote, io), interrupted=JOB_FAILED)
     remote = _connect.resolve(args.server, args.token, settings)
-    command = getattr(_remote, args.command)
+    command = getattr(_review if args.command in REVIEW_COMMANDS else _remote, args.command)
     with _naming(remote.address):
         return _run(command(args, remote, io))
 

@@ -19,6 +19,8 @@ USAGE = 2
 UNREACHABLE = 3
 NOT_FOUND = 4
 AUTH_FAILED = 5
+AWAITING_REVIEW = 6
+"""The job paused for review (`--pause-after`): nothing failed, nothing to download yet."""
 INTERRUPTED = 130
 
 EPILOG = """\
@@ -29,6 +31,7 @@ exit codes:
   3  server unreachable (or it did not answer in time)
   4  job or artifact not found
   5  authentication failed: pass --token or set OCTAVIA_TOKEN
+  6  the job awaits review (--pause-after): see `octavia segments`, `edit`, `resume`
 
 Configuration comes from OCTAVIA_* environment variables (and a .env file); the flags
 of `serve`, `dub` and `token` override them. Remote commands talk to --server

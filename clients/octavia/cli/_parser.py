@@ -9,6 +9,7 @@ from typing import NoReturn
 from ._exit import EPILOG, UsageError
 
 MIX_MODES = ("ducked", "dub_only", "separated")
+REVIEWABLE_PHASES = ("transcribing", "translating")
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,9 +62,12 @@ def build() -> Parser:
         help="where the artifacts go (default: next to FILE, in FILE-stem.dub-LANG/)",
     )
     dub.add_argument("--mix", choices=MIX_MODES, help="what the dub is mixed over")
+    _review_options(dub)
     dub.epilog = (
         "Without --server the service runs in this process (no bridge) and stops when the "
-        "dub is done. Ctrl-C cancels the job.\n\n" + EPILOG
+        "dub is done. Ctrl-C cancels the job. With --pause-after the dub stops (exit 6) "
+        "when the job awaits review; `octavia segments`, `edit` and `resume` take it from "
+        "there, against `octavia serve` when the dub ran in this process.\n\n" + EPILOG
     )
 
     serve = add("serve", "run the gRPC service and the browser bridge until Ctrl-C", config)
@@ -84,12 +88,15 @@ def build() -> Parser:
     _languages(submit)
     submit.add_argument("--mix", choices=MIX_MODES, help="what the dub is mixed over")
     submit.add_argument("--request-id", help="idempotency key (default: a new UUID)")
-    submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    submit.add_argument("--watch", action="store_true",
+                        help="follow the job until it ends or awaits review")
+    _review_options(submit)
 
     status = add("status", "show a job", config, remote, as_json)
     status.add_argument("job_id", metavar="ID")
 
-    watch = add("watch", "follow a job until it ends (JSON lines with --json)",
+    watch = add("watch", "follow a job until it ends or awaits review (JSON lines with "
+                "--json)",
                 config, remote, as_json)
     watch.add_argument("job_id", metavar="ID")
     watch.add_argument("--after", type=int, default=0, metavar="SEQUENCE",
@@ -107,6 +114,35 @@ def build() -> Parser:
     download.add_argument("name", nargs="?", metavar="NAME")
     download.add_argument("-o", "--output", type=Path, default=Path("."), metavar="DIR",
                           help="destination folder (default: the current one)")
+    download.add_argument("--version", type=int, default=0, metavar="N",
+                          help="a finished version of the outputs (see `octavia versions`; "
+                          "default: the current one)")
+
+    segments = add("segments", "show a job's segments: timings, source and target text",
+                   config, remote, as_json)
+    segments.add_argument("job_id", metavar="ID")
+
+    edit = add("edit", "edit one segment of a job that awaits review or has completed",
+               config, remote, as_json)
+    edit.add_argument("job_id", metavar="ID")
+    edit.add_argument("index", type=int, metavar="INDEX", help="the segment (see `segments`)")
+    edit.add_argument("--source", metavar="TEXT",
+                      help="new source text: translated again on resume")
+    edit.add_argument("--target", metavar="TEXT", help="new target text: spoken again on resume")
+    edit.add_argument("--start", type=float, metavar="SECONDS", help="new start")
+    edit.add_argument("--end", type=float, metavar="SECONDS", help="new end")
+    edit.epilog = ("Nothing is dubbed again until `octavia resume ID`; then only the edited "
+                   "lines are translated or spoken again.\n\n" + EPILOG)
+
+    resume = add("resume", "continue a job that awaits review, or re-dub a completed one "
+                 "as a new version; then follow it", config, remote, as_json)
+    resume.add_argument("job_id", metavar="ID")
+    resume.add_argument("--no-follow", action="store_true",
+                        help="return once the job is queued again")
+
+    versions = add("versions", "list the finished versions of a job's outputs",
+                   config, remote, as_json)
+    versions.add_argument("job_id", metavar="ID")
 
     token = add("token", "mint a token the server on this machine accepts", config)
     token.add_argument("--sub", help="subject: who owns the jobs (default: your user name)")
@@ -129,6 +165,16 @@ def build() -> Parser:
                        help="only these stages (repeatable)")
     actions.add_parser("path", help="where the models live on disk")
     return parser
+
+
+def _review_options(parser: Parser) -> None:
+    parser.add_argument("--pause-after", action="append", choices=REVIEWABLE_PHASES,
+                        metavar="PHASE", dest="pause_after", default=[],
+                        help="pause for review after this phase: transcribing or translating "
+                        "(repeatable)")
+    parser.add_argument("--webhook", metavar="URL",
+                        help="URL the server calls (signed) when the job ends or awaits "
+                        "review")
 
 
 def _languages(parser: Parser) -> None:

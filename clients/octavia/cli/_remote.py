@@ -1,4 +1,5 @@
-"""The commands that drive a server: submit, status, watch, cancel, jobs, download, dub."""
+"""The commands that drive a server: submit, status, watch, cancel, jobs, download, dub
+(the review commands are in `_review`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from ..aio import AsyncOctaviaClient
 from ..v1 import jobs_pb2 as pb
 from . import _render
 from ._connect import LOG_FILE, Remote, in_process
-from ._exit import JOB_FAILED, OK, JobEnded, UsageError
+from ._exit import AWAITING_REVIEW, JOB_FAILED, OK, JobEnded, UsageError
 from ._progress import PhaseProgress
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ async def submit(args: argparse.Namespace, remote: Remote, io: Io) -> int:
     _readable(args.file)
     async with AsyncOctaviaClient(remote.address, remote.token) as client:
         job = await client.submit(
-            args.file, args.target, args.source, args.request_id, mix_mode=MIX[args.mix]
+            args.file, args.target, args.source, args.request_id, mix_mode=MIX[args.mix],
+            pause_after=args.pause_after, webhook_url=args.webhook,
         )
         if io.json:
             _render.print_json(io.out, _render.as_dict(job))
@@ -48,7 +50,7 @@ async def submit(args: argparse.Namespace, remote: Remote, io: Io) -> int:
             io.out.print(job.job_id)
         if not args.watch:
             return OK
-        return await _follow(client, job.job_id, 0, io)
+        return await _follow(client, job.job_id, 0, io, server_flag(args))
 
 
 async def status(args: argparse.Namespace, remote: Remote, io: Io) -> int:
@@ -63,7 +65,7 @@ async def status(args: argparse.Namespace, remote: Remote, io: Io) -> int:
 
 async def watch(args: argparse.Namespace, remote: Remote, io: Io) -> int:
     async with AsyncOctaviaClient(remote.address, remote.token) as client:
-        return await _follow(client, args.job_id, args.after, io)
+        return await _follow(client, args.job_id, args.after, io, server_flag(args))
 
 
 async def cancel(args: argparse.Namespace, remote: Remote, io: Io) -> int:
@@ -91,12 +93,15 @@ async def jobs(args: argparse.Namespace, remote: Remote, io: Io) -> int:
 
 
 async def download(args: argparse.Namespace, remote: Remote, io: Io) -> int:
+    if args.version < 0:
+        raise UsageError("--version must be 1 or more (0: the current one)")
     async with AsyncOctaviaClient(remote.address, remote.token) as client:
         if args.name:
             args.output.mkdir(parents=True, exist_ok=True)
-            paths = [await client.download(args.job_id, args.name, args.output)]
+            paths = [await client.download(args.job_id, args.name, args.output,
+                                           version=args.version)]
         else:
-            paths = await client.download_all(args.job_id, args.output)
+            paths = await client.download_all(args.job_id, args.output, version=args.version)
     _print_paths(paths, io)
     return OK
 
@@ -111,44 +116,77 @@ async def dub(
         return await _dub(args, remote, dest, io)
     async with in_process(settings) as remote:
         try:
-            return await _dub(args, remote, dest, io)
+            return await _dub(args, remote, dest, io, local=True)
         except JobEnded as ended:
             log = settings.data_dir / LOG_FILE
             raise JobEnded(f"{ended} (the service's log: {log})") from None
 
 
-async def _dub(args: argparse.Namespace, remote: Remote, dest: Path, io: Io) -> int:
+async def _dub(
+    args: argparse.Namespace, remote: Remote, dest: Path, io: Io, *, local: bool = False
+) -> int:
     async with AsyncOctaviaClient(remote.address, remote.token) as client:
-        job = await client.submit(args.file, args.target, args.source, mix_mode=MIX[args.mix])
+        job = await client.submit(args.file, args.target, args.source, mix_mode=MIX[args.mix],
+                                  pause_after=args.pause_after, webhook_url=args.webhook)
         io.err.print(f"job {job.job_id}: {args.file.name} → {args.target}")
         try:
-            with PhaseProgress(io.err) as display:
-                async for update in client.watch(job.job_id):
-                    display.update(update.job)
-                    final = update.job
+            final = await follow_with_bars(client, job, io)
         except asyncio.CancelledError:  # Ctrl-C: stop the job, then let the exit proceed
             await client.cancel(job.job_id)
             io.err.print(f"cancelled job {job.job_id}")
             raise
+        if final.status == pb.JOB_STATUS_AWAITING_REVIEW:
+            io.err.print(_render.review_hint(final, flags=server_flag(args), local=local),
+                         markup=False)
+            return AWAITING_REVIEW
         _check_completed(final)
         paths = await client.download_all(job.job_id, dest)
     _print_paths(paths, io)
     return OK
 
 
-async def _follow(client: AsyncOctaviaClient, job_id: str, after: int, io: Io) -> int:
+async def follow_with_bars(client: AsyncOctaviaClient, job: pb.Job, io: Io) -> pb.Job:
+    """Draw a bar per phase from `job` on until the job ends or awaits review; the job
+    as it is then."""
+    final = job
+    with PhaseProgress(io.err) as display:
+        display.update(job)
+        async for update in client.watch(job.job_id, after_sequence=job.sequence,
+                                         stop_at_review=True):
+            display.update(update.job)
+            final = update.job
+    return final
+
+
+def outcome(job: pb.Job, io: Io, flags: str = "") -> int:
+    """The exit code for where a followed job stopped, and a line about it on stderr."""
+    if job.status == pb.JOB_STATUS_COMPLETED:
+        return OK
+    if job.status == pb.JOB_STATUS_AWAITING_REVIEW:
+        if not io.json:
+            io.err.print(_render.review_hint(job, flags=flags), markup=False)
+        return AWAITING_REVIEW
+    if not io.json:
+        io.err.print(_job_end_message(job), markup=False)
+    return JOB_FAILED
+
+
+def server_flag(args: argparse.Namespace) -> str:
+    """The --server the user gave, to repeat in the commands a message suggests."""
+    return f" --server {args.server}" if args.server else ""
+
+
+async def _follow(
+    client: AsyncOctaviaClient, job_id: str, after: int, io: Io, flags: str = ""
+) -> int:
     final: pb.Job | None = None
-    async for update in client.watch(job_id, after_sequence=after):
+    async for update in client.watch(job_id, after_sequence=after, stop_at_review=True):
         final = update.job
         if io.json:
             _render.print_json(io.out, _render.as_dict(update))
         else:
             io.out.print(_render.update_line(update), markup=False)
-    if final is None or final.status == pb.JOB_STATUS_COMPLETED:
-        return OK
-    if not io.json:
-        io.err.print(_job_end_message(final), markup=False)
-    return JOB_FAILED
+    return OK if final is None else outcome(final, io, flags)
 
 
 def _check_completed(job: pb.Job) -> None:

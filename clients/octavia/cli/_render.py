@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..v1 import jobs_pb2 as pb
 
@@ -54,6 +56,12 @@ def job_table(job: pb.Job) -> Table:
         ("started", _time(job, "started_at")),
         ("finished", _time(job, "completed_at")),
     ]
+    if job.version > 1:
+        rows.append(("version", str(job.version)))
+    if job.options.pause_after:
+        rows.append(("pauses after", ", ".join(phase_name(p) for p in job.options.pause_after)))
+    if job.options.webhook_url:
+        rows.append(("webhook", job.options.webhook_url))
     if job.status == pb.JOB_STATUS_PENDING:
         rows.append(("queue position", str(job.queue_position)))
     if job.HasField("eta_seconds"):
@@ -81,6 +89,61 @@ def jobs_table(jobs: list[pb.Job]) -> Table:
             _time(job, "created_at"),
         )
     return table
+
+
+DASH = "\u2013"  # an en dash, for time ranges
+
+
+def segments_table(segments: Iterable[pb.Segment]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column(f"start{DASH}end", no_wrap=True)
+    table.add_column("source", overflow="fold", ratio=1)
+    table.add_column("target", overflow="fold", ratio=1)
+    for segment in segments:
+        table.add_row(
+            str(segment.index),
+            f"{clock(segment.start_seconds)}{DASH}{clock(segment.end_seconds)}",
+            Text(segment.source_text),
+            Text(segment.target_text) if segment.target_text
+            else Text("not translated yet", style="dim"),
+        )
+    return table
+
+
+def versions_table(versions: Iterable[pb.JobVersion]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    table.add_column("version", justify="right", no_wrap=True)
+    for column in ("completed", "output", "artifacts"):
+        table.add_column(column, overflow="fold")
+    for version in versions:
+        completed = (version.completed_at.ToDatetime().isoformat(sep=" ", timespec="seconds")
+                     if version.HasField("completed_at") else "")
+        artifacts = ", ".join(f"{a.name} ({_size(a.size_bytes)})" for a in version.artifacts)
+        table.add_row(str(version.version), completed, version.output_file, artifacts)
+    return table
+
+
+def review_hint(job: pb.Job, *, flags: str = "", local: bool = False) -> str:
+    """What a person does with a job that awaits review: the commands, with `flags`."""
+    what = "transcript" if job.phase == pb.JOB_PHASE_TRANSCRIBING else "translation"
+    lines = [f"job {job.job_id} awaits review of the {what}: read and edit its lines, "
+             "then resume it"]
+    if local:
+        lines[0] += " (it is kept in the data directory; start `octavia serve` first)"
+    lines += [
+        f"  octavia segments {job.job_id}{flags}",
+        f"  octavia edit {job.job_id} INDEX --target TEXT{flags}",
+        f"  octavia resume {job.job_id}{flags}",
+    ]
+    return "\n".join(lines)
+
+
+def clock(seconds: float) -> str:
+    """0:03.25, 12:07.00, 1:02:03.50: media time, to the hundredth."""
+    minutes, rest = divmod(max(seconds, 0.0), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return (f"{hours}:{minutes:02d}:{rest:05.2f}" if hours else f"{minutes}:{rest:05.2f}")
 
 
 def update_line(update: pb.WatchJobResponse) -> str:

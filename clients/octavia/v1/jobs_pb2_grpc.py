@@ -96,6 +96,11 @@ class JobServiceStub:
                 request_serializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.SerializeToString,
                 response_deserializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.ReadSource = channel.unary_stream(
+                '/octavia.v1.JobService/ReadSource',
+                request_serializer=octavia_dot_v1_dot_jobs__pb2.ReadSourceRequest.SerializeToString,
+                response_deserializer=octavia_dot_v1_dot_jobs__pb2.ReadSourceResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -195,6 +200,15 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadSource(self, request, context):
+        """ReadSource streams the job's source media as it was submitted, in chunks,
+        optionally a byte range of it (a reviewer plays a segment's original speech).
+        Only the job's owner may read it; anyone else gets NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -252,6 +266,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ListWebhookDeliveries,
                     request_deserializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.FromString,
                     response_serializer=octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'ReadSource': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadSource,
+                    request_deserializer=octavia_dot_v1_dot_jobs__pb2.ReadSourceRequest.FromString,
+                    response_serializer=octavia_dot_v1_dot_jobs__pb2.ReadSourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -558,6 +577,33 @@ class JobService:
             '/octavia.v1.JobService/ListWebhookDeliveries',
             octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesRequest.SerializeToString,
             octavia_dot_v1_dot_jobs__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/octavia.v1.JobService/ReadSource',
+            octavia_dot_v1_dot_jobs__pb2.ReadSourceRequest.SerializeToString,
+            octavia_dot_v1_dot_jobs__pb2.ReadSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,
