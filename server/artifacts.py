@@ -85,9 +85,26 @@ class ArtifactStore:
     def discard(self, job_id: str) -> None:
         """Remove a job's artifacts and checkpoints."""
         root = self.root.rstrip("/")
-        for path in (f"{root}/{job_id}", f"{root}/{job_id}.checkpoints"):
+        for path in (f"{root}/{job_id}", f"{root}/{job_id}.checkpoints",
+                     f"{root}/{job_id}.source"):
             if self.fs.exists(path):
                 self.fs.rm(path, recursive=True)
+
+    def save_source(self, job_id: str, path: Path) -> None:
+        """Keep a copy of an uploaded source beside the job's artifacts, where a worker on
+        another machine can fetch it (`<root>/<job_id>.source/media`)."""
+        target = f"{self.root.rstrip('/')}/{job_id}.source/media"
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.put_file(str(path), target)
+
+    def fetch_source(self, job_id: str, target: Path) -> bool:
+        """Copy the job's stored source into `target`; False when none was stored."""
+        source = f"{self.root.rstrip('/')}/{job_id}.source/media"
+        try:
+            self.fs.get_file(source, str(target))
+        except FileNotFoundError:
+            return False
+        return True
 
     def discard_version(self, job_id: str, version: int) -> None:
         """Remove the outputs of one re-dub (N ≥ 2) that did not complete."""

@@ -127,9 +127,10 @@ class JobExecutor:
         """The engine's run; returns the outcome (`completed`/`failed`/`cancelled`, reason)."""
         workdir = self.settings.data_dir / "work" / job_id
         workdir.mkdir(parents=True, exist_ok=True)
+        media = await self._local_media(job_id, record, workdir)
         spec = JobSpec(
             job_id=job_id,
-            media_path=Path(record.media_path),
+            media_path=media,
             filename=record.source_filename,
             target_language=record.target_language,
             source_language=record.source_language,
@@ -197,6 +198,20 @@ class JobExecutor:
         finally:
             self.running.pop(job_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _local_media(self, job_id: str, record: JobRecord, workdir: Path) -> Path:
+        """The source media on this machine: where the replica stored it, or else a copy
+        fetched from the artifact store (a worker on another machine). A job with neither
+        reaches the engine with the missing path and fails as MEDIA_UNREADABLE."""
+        media = Path(record.media_path)
+        if await asyncio.to_thread(media.is_file):
+            return media
+        fetched = workdir / media.name
+        if await asyncio.to_thread(self.artifacts.fetch_source, job_id, fetched):
+            return fetched
+        log.warning("job %s: source media %s is not on this machine nor in the artifact store",
+                    job_id, media)
+        return media
 
     def _apply_for(self, job_id: str) -> Callable[[Mutation], Coroutine[Any, Any, JobEvent | None]]:
         async def apply(mutation: Mutation) -> JobEvent | None:

@@ -89,17 +89,25 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 target_language=target or "",
                 source_language=source_language,
             )
+            if source.owned and self.settings.queue != "embedded":
+                # A worker on another machine fetches the upload from the artifact store.
+                await asyncio.to_thread(self.artifacts.save_source, job_id, source.path)
             event, created = await self.dispatcher.submit(record)
         except BaseException:
-            await asyncio.to_thread(submission.discard_source, source)
+            await asyncio.to_thread(self._discard_submission, source, job_id)
             raise
         if not created:
-            await asyncio.to_thread(submission.discard_source, source)
+            await asyncio.to_thread(self._discard_submission, source, job_id)
         else:
             if self.metrics is not None:
                 self.metrics.jobs_submitted.inc()
             log.info("job submitted (%s → %s)", source_language or "auto", target)
         return pb.SubmitJobResponse(job=job_to_proto(event.snapshot))
+
+    def _discard_submission(self, source: submission.Source, job_id: str) -> None:
+        submission.discard_source(source)
+        if source.owned and self.settings.queue != "embedded":
+            self.artifacts.discard(job_id)
 
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: Context

@@ -299,3 +299,31 @@ async def test_a_job_resumed_after_review_gets_a_new_task_and_runs_on_a_worker(
     second_task = (await server.store.get(job.job_id)).task_id
     assert first_task is not None and second_task is not None and second_task != first_task
 
+
+
+async def test_a_worker_on_another_machine_fetches_the_upload_from_the_artifact_store(
+    settings: Settings, auth, wav
+) -> None:
+    """The replica's uploads folder is not the worker's: the worker gets the media from the
+    artifact store, where the replica put it before queueing the job."""
+    import shutil
+
+    replica = OctaviaServer(settings.model_copy(update={"run_worker": False}))
+    await replica.start()
+    worker: OctaviaServer | None = None
+    try:
+        async with grpc.aio.insecure_channel(replica.address) as channel:
+            stub = jobs_pb2_grpc.JobServiceStub(channel)
+            job = await submit(stub, wav, auth)
+            await asyncio.to_thread(shutil.rmtree, settings.uploads_dir)  # "another machine"
+            worker = OctaviaServer(settings.model_copy(update={"grpc_port": 0}), ScriptedEngine())
+            await worker.start()
+            final = (await watch_all(stub, job.job_id, auth, after=job.sequence))[-1].job
+            assert final.status == pb.JOB_STATUS_COMPLETED, final.error_message
+            dubbed = b"".join([c.data async for c in stub.ReadArtifact(
+                pb.ReadArtifactRequest(job_id=job.job_id, name="dubbed.wav"), metadata=auth)])
+            assert dubbed == wav, "the scripted engine stores the source as its dub"
+    finally:
+        if worker is not None:
+            await worker.stop(grace=0.5)
+        await replica.stop(grace=0.5)
