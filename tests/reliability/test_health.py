@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,8 +17,8 @@ from server.app import OctaviaServer
 from server.health import LIVENESS, SERVICE_NAME
 from server.settings import Settings
 from tests.support.engine import ScriptedEngine
-from tests.support.postgres import fresh_database, postgres_available
-from tests.support.proxy import CuttableProxy
+from tests.support.postgres import postgres_available
+from tests.support.proxy import CuttableProxy, proxied_database
 from tests.support.waiting import eventually
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -44,21 +43,14 @@ async def becomes(server: OctaviaServer, wanted: int) -> None:
 async def proxy() -> AsyncIterator[CuttableProxy]:
     if not postgres_available():
         pytest.skip("no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
-    with fresh_database() as url:
-        parts = urlsplit(url)
-        cuttable = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-        await cuttable.start()
-        cuttable.url = url.replace(f":{parts.port}/", f":{cuttable.port}/")  # type: ignore[attr-defined]
-        try:
-            yield cuttable
-        finally:
-            await cuttable.close()
+    async with proxied_database() as cuttable:
+        yield cuttable
 
 
 async def test_readiness_follows_a_database_that_goes_away_and_comes_back(
     proxy: CuttableProxy, settings: Settings
 ) -> None:
-    cut_settings = settings.model_copy(update={"database_url": proxy.url})  # type: ignore[attr-defined]
+    cut_settings = settings.model_copy(update={"database_url": proxy.url})
     server = OctaviaServer(cut_settings, ScriptedEngine())
     await server.start()
     try:

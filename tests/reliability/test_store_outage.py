@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 import grpc
 import pytest
@@ -13,8 +12,8 @@ from octavia.v1 import jobs_pb2 as pb
 
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
-from tests.support.postgres import fresh_database, postgres_available
-from tests.support.proxy import CuttableProxy
+from tests.support.postgres import postgres_available
+from tests.support.proxy import CuttableProxy, proxied_database
 
 pytestmark = pytest.mark.skipif(
     not postgres_available(), reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
@@ -25,20 +24,13 @@ RUNNING = [pb.JOB_PHASE_TRANSCRIBING, pb.JOB_PHASE_TRANSLATING, pb.JOB_PHASE_SYN
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[CuttableProxy]:
-    with fresh_database() as url:
-        parts = urlsplit(url)
-        cuttable = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
-        await cuttable.start()
-        cuttable.url = url.replace(f":{parts.port}/", f":{cuttable.port}/")  # type: ignore[attr-defined]
-        try:
-            yield cuttable
-        finally:
-            await cuttable.close()
+    async with proxied_database() as cuttable:
+        yield cuttable
 
 
 @pytest.fixture
 def database_url(proxy: CuttableProxy) -> str:
-    return proxy.url  # type: ignore[attr-defined, no-any-return]
+    return proxy.url
 
 
 @pytest.fixture

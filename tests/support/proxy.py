@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 
 class CuttableProxy:
@@ -13,6 +15,8 @@ class CuttableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = 0
+        self.url = ""
+        """With `proxied_database`: the database's URL through this proxy."""
         self.cut = False
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -62,3 +66,19 @@ class CuttableProxy:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
                 writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def proxied_database() -> AsyncIterator[CuttableProxy]:
+    """A fresh PostgreSQL database reached through a cuttable proxy (its `url`)."""
+    from .postgres import fresh_database
+
+    with fresh_database() as url:
+        parts = urlsplit(url)
+        proxy = CuttableProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        await proxy.start()
+        proxy.url = url.replace(f":{parts.port}/", f":{proxy.port}/")
+        try:
+            yield proxy
+        finally:
+            await proxy.close()
