@@ -41,6 +41,8 @@ class Reason:
     TOO_MANY_JOBS = "TOO_MANY_JOBS"
     """The caller already has the most pending or processing jobs a user may."""
     MODEL_MISSING = "MODEL_MISSING"
+    MODEL_CORRUPT = "MODEL_CORRUPT"
+    """A model's files are there but do not load (truncated download, wrong format)."""
     OUT_OF_MEMORY = "OUT_OF_MEMORY"
     STAGE_FAILED = "STAGE_FAILED"
     INTERRUPTED = "INTERRUPTED"

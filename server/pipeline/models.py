@@ -111,6 +111,14 @@ class ModelCache:
         return resident
 
 
+def _has_files(name: str) -> bool:
+    folder = Path(name)
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return False
+
+
 def model_missing(kind: str, name: str, setting: str, *, offline: bool,
                   cause: BaseException | None = None) -> EngineError:
     """The error for a model that can't be loaded, saying how to provide it."""
@@ -145,4 +153,10 @@ def load_or_missing(load: Callable[[], Any], *, kind: str, name: str, setting: s
     except Exception as exc:
         if is_out_of_memory(exc):
             raise
+        if _has_files(name):  # it is there, but does not load
+            raise EngineError(
+                f"The {kind} model in '{name}' is there but could not be loaded; its files "
+                f"may be corrupt or incomplete: download it again or point "
+                f"OCTAVIA_{setting.upper()} at a good copy. ({type(exc).__name__}: {exc})",
+                reason=Reason.MODEL_CORRUPT) from exc
         raise model_missing(kind, name, setting, offline=offline, cause=exc) from exc

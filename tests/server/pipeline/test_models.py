@@ -101,3 +101,23 @@ def test_missing_translation_model_offline(tmp_path: Path) -> None:
 
     assert caught.value.reason == Reason.MODEL_MISSING
     assert "Helsinki-NLP/opus-mt-xx-yy" in caught.value.message
+
+
+@pytest.mark.ml
+def test_a_corrupt_model_folder_is_told_apart_from_a_missing_one(
+    tmp_path: Path, whisper_tiny_en: Path
+) -> None:
+    import shutil
+
+    from server.pipeline.transcribe import load_whisper
+
+    broken = tmp_path / "tiny.en"
+    shutil.copytree(whisper_tiny_en, broken)
+    model = broken / "model.bin"
+    model.write_bytes(model.read_bytes()[:1000])  # a download cut short
+
+    with pytest.raises(EngineError) as caught:
+        load_whisper(str(broken), CPU, offline=True)
+
+    assert caught.value.reason == Reason.MODEL_CORRUPT
+    assert str(broken) in caught.value.message and "corrupt" in caught.value.message
