@@ -294,16 +294,16 @@ async def test_a_cancelled_job_calls_its_webhook(stub, auth, wav, receiver, engi
     assert (delivery.event_type, delivery.state) == (pb.EVENT_TYPE_CANCELLED, DELIVERED)
 
 
-@pytest.fixture
-def needs_postgres(database_url: str | None) -> None:
-    if database_url is None:
-        pytest.skip("the procrastinate queue needs PostgreSQL")
+# The procrastinate queue lives in PostgreSQL: these run on that store only (the
+# conftest's fixture still skips them, with its reason, where no PostgreSQL is reachable).
+ON_POSTGRES = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
+@ON_POSTGRES
 @pytest.mark.parametrize("settings_overrides", [
     {**BASE, "queue": "procrastinate", "worker_heartbeat_seconds": 0.5}])
 async def test_a_job_run_from_the_procrastinate_queue_sends_its_webhook(
-    needs_postgres, stub, auth, wav, receiver
+    stub, auth, wav, receiver
 ) -> None:
     job = await submit(stub, wav, auth, options=options(receiver.url))
     await watch_all(stub, job.job_id, auth)
@@ -313,10 +313,11 @@ async def test_a_job_run_from_the_procrastinate_queue_sends_its_webhook(
     assert len(receiver.requests) == 1
 
 
+@ON_POSTGRES
 @pytest.mark.parametrize("settings_overrides", [
     {**BASE, "queue": "procrastinate", "run_worker": False, "webhook_poll_seconds": 0.2}])
 async def test_a_delivery_recorded_by_a_standalone_worker_is_sent_by_a_replica(
-    needs_postgres, settings, stub, auth, wav, receiver
+    settings, stub, auth, wav, receiver
 ) -> None:
     worker = Worker(settings, ScriptedEngine())  # its own store, as `octavia worker` has
     stop = asyncio.Event()
