@@ -26,11 +26,9 @@ def phase_to_proto(phase: str) -> Any:
 
 def phase_from_proto(value: int) -> Phase | None:
     """The domain phase of a JobPhase value, None for UNSPECIFIED or unknown values."""
-    name = pb.JobPhase.Name(value) if value in pb.JobPhase.values() else ""
-    try:
-        return Phase(name.removeprefix("JOB_PHASE_").lower()) if value else None
-    except ValueError:
+    if not value or value not in pb.JobPhase.values():
         return None
+    return Phase(pb.JobPhase.Name(value).removeprefix("JOB_PHASE_").lower())
 
 
 def timestamp(value: str | None) -> Timestamp | None:

@@ -232,17 +232,17 @@ class JobExecutor:
         restarting, unreachable) for up to `store_outage_seconds`; the engine thread waits
         with it, so the job goes on where it was instead of failing."""
         deadline = time.monotonic() + self.settings.store_outage_seconds
-        pause = 0.2
+        wait = 0.2
         while True:
             try:
                 return await self.store.change(job_id, mutation)
             except Exception as error:
-                if not is_store_unreachable(error) or time.monotonic() + pause > deadline:
+                if not is_store_unreachable(error) or time.monotonic() + wait > deadline:
                     raise
                 log.warning("job store unreachable (%s); retrying in %.1f s",
-                            type(error).__name__, pause)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 5.0)
+                            type(error).__name__, wait)
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 5.0)
 
     def _is_over(self, job_id: str) -> Callable[[], Coroutine[Any, Any, bool]]:
         async def is_over() -> bool:

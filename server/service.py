@@ -89,8 +89,7 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 target_language=target or "",
                 source_language=source_language,
             )
-            if source.owned and self.settings.queue != "embedded":
-                # A worker on another machine fetches the upload from the artifact store.
+            if self._shares_source(source):
                 await asyncio.to_thread(self.artifacts.save_source, job_id, source.path)
             event, created = await self.dispatcher.submit(record)
         except BaseException:
@@ -104,9 +103,13 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
             log.info("job submitted (%s → %s)", source_language or "auto", target)
         return pb.SubmitJobResponse(job=job_to_proto(event.snapshot))
 
+    def _shares_source(self, source: submission.Source) -> bool:
+        """Whether an upload is copied to the artifact store, for workers on other machines."""
+        return source.owned and self.settings.queue != "embedded"
+
     def _discard_submission(self, source: submission.Source, job_id: str) -> None:
         submission.discard_source(source)
-        if source.owned and self.settings.queue != "embedded":
+        if self._shares_source(source):
             self.artifacts.discard(job_id)
 
     async def GetStatus(
@@ -236,7 +239,6 @@ class JobService(jobs_pb2_grpc.JobServiceServicer):
                 message.size_bytes = size
                 first = False
             yield message
-
 
     async def ListSegments(
         self, request: pb.ListSegmentsRequest, context: Context

@@ -295,8 +295,7 @@ class JobStore:
                     session.add(record)
                     session.flush()
                     if enqueue is not None:
-                        driver = session.connection().connection.driver_connection
-                        record.task_id = enqueue(driver, record)
+                        self._defer(session, record, enqueue)
                         session.add(record)
                     event = self._event(session, record, EventType.SUBMITTED)
                     session.commit()
@@ -344,13 +343,17 @@ class JobStore:
             record.sequence += 1
             if enqueue is not None:
                 session.flush()
-                record.task_id = enqueue(session.connection().connection.driver_connection,
-                                         record)
+                self._defer(session, record, enqueue)
             session.add(record)
             event = self._event(session, record, kind)
             session.commit()
             session.expunge(event)
             return event
+
+    @staticmethod
+    def _defer(session: Session, record: JobRecord, enqueue: Enqueue) -> None:
+        """Defer the job's task on the transaction's own connection, and remember it."""
+        record.task_id = enqueue(session.connection().connection.driver_connection, record)
 
     def _with_locked(self, job_id: str, owner: str, work: Callable[[JobRecord], T]) -> T:
         with self._write_lock, Session(self.engine, expire_on_commit=False) as session:
