@@ -22,9 +22,11 @@ this machine's cores, as they would on loopback.
   per round, so no round reuses the heap an earlier one grew.
 - Server CPU: the server process's CPU seconds from releasing the job to the last client
   finishing (engine, store, gRPC, bridge).
-- Status: the same httpx loop (concurrency 32, then 1; fixed duration) against the
-  bridge's GET /api/v1/jobs/{id}/status and against a bare endpoint returning a constant
-  body of the same bytes, alternating.
+- Status: the same request loop (concurrency 32, then 1; fixed duration) against the
+  bridge's GET /api/v1/jobs/{id}/status as configured (answers up to
+  `bridge_status_max_age_seconds` old, one GetStatus per interval), the same endpoint
+  asking the server on every request (max age 0), and a bare endpoint returning a constant
+  body of the same bytes, alternating. `--watchers ""` runs the status round alone.
 """
 
 from __future__ import annotations
@@ -194,8 +196,13 @@ async def watch_round(
 
 async def status_round(
     job_id: str, token: str, http_port: int, seconds: float, concurrency: int,
+    bridge: Starlette,
 ) -> tuple[dict[str, dict[str, Any]], int]:
-    """Both endpoints at `concurrency` and at 1, alternating, so they share the load."""
+    """The bridge as configured (`bridge_status_max_age_seconds`), the bridge asking the
+    server on every request (max age 0) and the bare endpoint, at `concurrency` and at 1,
+    alternating, so they share the load."""
+    statuses = bridge.state.statuses
+    max_age = statuses.max_age
     url = f"http://127.0.0.1:{http_port}/api/v1/jobs/{job_id}/status"
     async with httpx.AsyncClient() as http:
         response = await http.get(url, headers={"Authorization": f"Bearer {token}"})
@@ -205,11 +212,18 @@ async def status_round(
     async with bare_server(body) as bare_port:
         bare_url = f"http://127.0.0.1:{bare_port}/status"
         for c in (concurrency, 1):
-            rounds[f"bridge {c}"] = await run_client(
-                {"mode": "load", "url": url, "token": token, "seconds": seconds,
-                 "concurrency": c})
+            for who, age in (("bridge", max_age), ("uncached", 0.0)):
+                statuses.max_age = age
+                hits, fetches = statuses.hits, statuses.fetches
+                rounds[f"{who} {c}"] = await run_client(
+                    {"mode": "load", "url": url, "token": token, "seconds": seconds,
+                     "concurrency": c})
+                rounds[f"{who} {c}"].update(server_calls=statuses.fetches - fetches,
+                                            cache_hits=statuses.hits - hits)
+            statuses.max_age = max_age
             rounds[f"bare {c}"] = await run_client(
                 {"mode": "load", "url": bare_url, "seconds": seconds, "concurrency": c})
+    rounds["max_age"] = {"seconds": max_age}
     return rounds, len(body)
 
 
@@ -265,14 +279,19 @@ def print_status_table(rounds: dict[str, dict[str, Any]], size: int, seconds: fl
                        concurrency: int, parts: dict[str, float]) -> None:
     print(f"\n### GET status: bridge vs bare endpoint ({size}-byte body, {seconds:g} s "
           "each, served alike)\n")
-    print("| endpoint | concurrency | requests | non-2xx | req/s | median ms |")
-    print("|---|--:|--:|--:|--:|--:|")
-    names = {"bridge": "bridge /api/v1/jobs/{id}/status", "bare": "bare Starlette constant JSON"}
+    max_age = rounds["max_age"]["seconds"]
+    print("| endpoint | concurrency | requests | non-2xx | req/s | median ms "
+          "| GetStatus calls |")
+    print("|---|--:|--:|--:|--:|--:|--:|")
+    names = {"bridge": f"bridge /api/v1/jobs/{{id}}/status (max age {max_age:g} s)",
+             "uncached": "bridge, every request asks the server (max age 0)",
+             "bare": "bare Starlette constant JSON"}
     for c in (concurrency, 1):
-        for who in ("bridge", "bare"):
+        for who in ("bridge", "uncached", "bare"):
             r = rounds[f"{who} {c}"]
+            calls = f"{r['server_calls']:,}" if "server_calls" in r else "—"
             print(f"| {names[who]} | {c} | {r['ok']:,} | {r['bad']} | {r['rps']:,.0f} "
-                  f"| {ms(r['median'])} |")
+                  f"| {ms(r['median'])} | {calls} |")
     print("\n| one status request, step alone (sequential) | ms |\n|---|--:|")
     for name, seconds_each in parts.items():
         print(f"| {name} | {seconds_each * 1000:.2f} |")
@@ -334,7 +353,8 @@ async def one_round(options: argparse.Namespace) -> dict[str, Any]:
                 content=tone_wav(0.5), filename="clip.wav", target_language="es"),
                 metadata=h.auth)).job
             rounds, size = await status_round(job.job_id, h.token, h.http_port,
-                                              options.status_seconds, options.concurrency)
+                                              options.status_seconds, options.concurrency,
+                                              h.bridge)
             return {"rounds": rounds, "size": size,
                     "parts": await status_parts(h, job.job_id)}
         transport, _, n = options.round.partition(":")
@@ -360,7 +380,7 @@ async def run_round(name: str, options: argparse.Namespace) -> dict[str, Any]:
 
 
 async def main_async(options: argparse.Namespace) -> None:
-    watchers = [1, 100] if options.quick else [int(x) for x in options.watchers.split(",")]
+    watchers = [1, 100] if options.quick else [int(x) for x in options.watchers.split(",") if x]
     rows: list[dict[str, Any]] = []
     for n in watchers:
         for transport in ("grpc", "sse"):
@@ -371,7 +391,8 @@ async def main_async(options: argparse.Namespace) -> None:
                   f" ms, {row['kb_per_watcher']:.1f} KB/watcher "
                   f"({time.perf_counter() - started:.1f} s)", flush=True)
     status = await run_round("status", options)
-    print_watch_table(rows)
+    if rows:
+        print_watch_table(rows)
     print_status_table(status["rounds"], status["size"], options.status_seconds,
                        options.concurrency, status["parts"])
     with open("/proc/cpuinfo") as info:

@@ -23,6 +23,7 @@ from server.tracing import Tracing
 
 from . import routes_artifacts, routes_jobs, routes_review, routes_session, web
 from ._fanout import Feeds
+from ._status_cache import StatusCache
 from .errors import EXCEPTION_HANDLERS
 
 
@@ -78,4 +79,6 @@ def create_app(
     # One WatchJob per job and user in this process, fanned out to its SSE clients.
     app.state.feeds = Feeds(lambda: app.state.jobs, settings.sse_heartbeat_seconds)
     app.state.sse_streams = StreamQuota(settings.max_streams_per_user)
+    # One GetStatus per job, user and max age, however often its pollers ask.
+    app.state.statuses = StatusCache(settings.bridge_status_max_age_seconds)
     return app

@@ -20,6 +20,7 @@ from server.settings import Settings
 
 from . import _params, routes_review
 from ._fanout import Feeds
+from ._status_cache import StatusCache
 from .auth import authenticate, authenticate_stream
 from .convert import MIX_MODES, job_to_json
 from .errors import BridgeError
@@ -159,10 +160,16 @@ async def list_jobs(request: Request) -> Response:
 async def job_status(request: Request) -> Response:
     caller = authenticate(request)
     job_id = _params.job_id(request)
-    response = await _stub(request).GetStatus(
-        pb.GetStatusRequest(job_id=job_id), metadata=caller.metadata, timeout=UNARY_TIMEOUT
-    )
-    return JSONResponse(job_to_json(response.job), headers=NO_STORE)
+
+    async def ask_server() -> dict[str, Any]:
+        response = await _stub(request).GetStatus(
+            pb.GetStatusRequest(job_id=job_id), metadata=caller.metadata, timeout=UNARY_TIMEOUT
+        )
+        return job_to_json(response.job)
+
+    statuses: StatusCache = request.app.state.statuses
+    body = await statuses.get((job_id, caller.subject), ask_server)
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 async def cancel_job(request: Request) -> Response:
@@ -171,6 +178,7 @@ async def cancel_job(request: Request) -> Response:
     response = await _stub(request).CancelJob(
         pb.CancelJobRequest(job_id=job_id), metadata=caller.metadata, timeout=UNARY_TIMEOUT
     )
+    request.app.state.statuses.saw((job_id, caller.subject), response.job.sequence)
     return JSONResponse(job_to_json(response.job))
 
 

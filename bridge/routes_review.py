@@ -75,6 +75,7 @@ async def resume_job(request: Request) -> Response:
     job_id = _params.job_id(request)
     response = await request.app.state.jobs.ResumeJob(
         pb.ResumeJobRequest(job_id=job_id), metadata=caller.metadata, timeout=UNARY_TIMEOUT)
+    request.app.state.statuses.saw((job_id, caller.subject), response.job.sequence)
     return JSONResponse(job_to_json(response.job), headers=NO_STORE)
 
 

@@ -7,6 +7,7 @@ directory, so `octavia token` and `octavia serve` on one machine agree with no s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -23,6 +24,10 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 SECRET_FILE = "jwt-secret"
+
+VERIFIED_TOKENS_KEPT = 4096
+"""Tokens whose signature and claims were checked, kept so a client's next request with
+the same token skips the cryptography (only its expiry is checked again)."""
 
 STREAM_TICKET = "stream-ticket"
 """`typ` of the short-lived, single-job tickets the bridge hands to `EventSource` URLs.
@@ -43,6 +48,8 @@ class TokenAuthority:
         self.audience = settings.jwt_audience
         self.ttl_seconds = settings.token_ttl_seconds
         self._verify_key, self._sign_key = _load_keys(settings)
+        # Failures raise, so only tokens that passed are kept.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKENS_KEPT)(self._check)
 
     def mint(self, subject: str, ttl_seconds: int | None = None, **claims: Any) -> str:
         if self._sign_key is None:
@@ -84,6 +91,14 @@ class TokenAuthority:
         return Principal(subject=claims["sub"])
 
     def _decode(self, token: str) -> dict[str, Any]:
+        """The token's claims, checked in full the first time it is seen, and for expiry
+        every time (a kept token can only have expired since: `nbf` and `iat` were past)."""
+        claims = self._verified(token)
+        if int(claims["exp"]) <= time.time():
+            raise Unauthenticated("token expired")
+        return claims
+
+    def _check(self, token: str) -> dict[str, Any]:
         try:
             claims = jwt.decode(
                 token,

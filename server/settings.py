@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     """Idle time after which a job stream sends a comment, so proxies keep it open."""
     sse_retry_milliseconds: int = Field(default=3000, ge=0)
     """`retry:` hint telling `EventSource` how long to wait before reconnecting."""
+    bridge_status_max_age_seconds: float = Field(default=0.25, ge=0, le=60)
+    """How old a `GET /status` answer may be: one user's pollers of a job share one
+    `GetStatus` per interval (a change made through the bridge shows at once). 0: none."""
 
     # --- Engine and models -------------------------------------------------------------
     engine: str = "server.pipeline:DubbingEngine"

@@ -202,12 +202,24 @@ export class ReviewView {
       player.dataset.slice = `${kind} ${segment.index}`;
       player.dataset.playing = player.dataset.slice;
       await player.play();
-      // timeupdate fires only every quarter second or so: a timer stops it on time.
-      const left = (segment.end_seconds - player.currentTime) * 1000;
-      this.timer = setTimeout(() => player.pause(), Math.max(0, left));
+      this._stopOnTime(player);
     } catch (error) {
       delete player.dataset.playing;
       this._error(`Could not play line ${segment.index}: ${error.message}`);
+    }
+  }
+
+  /** Pause at `stopAt`. timeupdate fires only every quarter second or so, so a timer
+   * stops it on time; playback can fall behind the wall clock (a range still loading, a
+   * busy machine), so when the timer fires early it waits for the rest. */
+  _stopOnTime(player) {
+    clearTimeout(this.timer);
+    if (player.paused) return;
+    const left = (this.stopAt - player.currentTime) * 1000;
+    if (left <= 0) {
+      player.pause();
+    } else {
+      this.timer = setTimeout(() => this._stopOnTime(player), left);
     }
   }
 

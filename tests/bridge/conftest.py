@@ -11,34 +11,19 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from starlette.applications import Starlette
 
-from bridge.app import create_app
 from bridge.run import bridge_server
 from server.app import OctaviaServer
 from server.auth import TokenAuthority
 from server.settings import Settings
+from tests.support.fixtures import app as app
+from tests.support.fixtures import client as client
 
 
 @pytest.fixture
 def headers(tokens: TokenAuthority) -> dict[str, str]:
     """Bearer headers for the user 'alice'."""
     return {"Authorization": f"Bearer {tokens.mint('alice')}"}
-
-
-@pytest.fixture
-async def app(settings: Settings, server: OctaviaServer) -> AsyncIterator[Starlette]:
-    application = create_app(settings, server.address)
-    async with LifespanManager(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as http:
-        yield http
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import io
 import os
 import uuid
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -22,8 +21,8 @@ from octavia.v1 import jobs_pb2_grpc
 
 from server.app import OctaviaServer
 from tests.security import fuzz, rpc
+from tests.support.fixtures import database_url_on_both_stores as database_url_on_both_stores
 from tests.support.jobs import submit, submit_request, watch_all
-from tests.support.postgres import fresh_database, postgres_available
 
 Auth = tuple[tuple[str, str], ...]
 
@@ -31,21 +30,6 @@ CLIENT_ERRORS = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
                  grpc.StatusCode.FAILED_PRECONDITION}
 UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED
 MAX_UPLOAD = 64 * 1024
-
-
-_POSTGRES = postgres_available()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """Both stores: a page token's timestamp or an id compares differently on each."""
-    if request.param == "sqlite":
-        yield None
-        return
-    if not _POSTGRES:
-        pytest.skip("no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture

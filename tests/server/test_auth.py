@@ -8,7 +8,7 @@ import uuid
 import grpc
 import jwt
 import pytest
-from octavia.errors import Reason, from_rpc_error
+from octavia.errors import Reason, Unauthenticated, from_rpc_error
 from octavia.v1 import jobs_pb2 as pb
 
 from server.auth import TokenAuthority
@@ -129,3 +129,25 @@ def test_issuer_and_audience_are_enforced_when_configured(tmp_path) -> None:
     for claims in ({"iss": "evil", "aud": "dubbing"}, {"iss": "octavia", "aud": "other"}, {}):
         with pytest.raises(Exception, match=r"issuer|audience|missing"):
             strict.verify(forged(**claims))
+
+
+def test_a_token_seen_before_is_still_refused_once_it_expires(settings: Settings) -> None:
+    """Verified tokens are kept to skip the signature check, never past their `exp`."""
+    tokens = TokenAuthority(settings)
+    expires = int(time.time()) + 1
+    token = forged(exp=expires)
+    assert tokens.verify(token).subject == "alice"
+    assert tokens.verify(token).subject == "alice"
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(Unauthenticated, match="expired"):
+        tokens.verify(token)
+
+
+def test_a_refused_token_is_refused_again(settings: Settings) -> None:
+    """Only tokens that passed are kept: a bad one is checked, and refused, every time."""
+    tokens = TokenAuthority(settings)
+    wrong = jwt.encode({"sub": "alice", "exp": int(time.time()) + 60},
+                       "another-secret-of-enough-length!", "HS256")
+    for _ in range(2):
+        with pytest.raises(Unauthenticated, match="invalid token"):
+            tokens.verify(wrong)
