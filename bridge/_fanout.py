@@ -27,11 +27,11 @@ from typing import Any
 
 import grpc
 from grpc import aio
+from octavia.jobjson import TERMINAL_STATUSES, job_to_json
 from octavia.v1 import jobs_pb2 as pb
 from starlette.types import Message, Send
 
 from .auth import Caller
-from .convert import TERMINAL_STATUSES, job_to_json
 from .errors import BridgeError
 
 log = logging.getLogger(__name__)

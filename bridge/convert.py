@@ -1,92 +1,9 @@
-"""Protobuf `Job` → the JSON object of the HTTP API. The status endpoint and every SSE
-message use `job_to_json`, so polling and streaming always agree.
-
-Enums become lowercase names without their prefix (`JOB_PHASE_TRANSCRIBING` →
-`"transcribing"`), timestamps ISO-8601 UTC (`2025-01-02T03:04:05.678Z`), and anything
-unset is `null`.
-"""
+"""Form and query values the bridge accepts → protobuf enums. The other way, the job
+object every endpoint answers with, is `octavia.jobjson` (webhooks send it too)."""
 
 from __future__ import annotations
 
-from datetime import UTC
-from typing import Any
-from urllib.parse import quote
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from octavia.v1 import jobs_pb2 as pb
-
-
-def _enum(enum_type: Any, prefix: str, value: int) -> str | None:
-    if value == 0:
-        return None
-    name: str = enum_type.Name(value)
-    return name.removeprefix(prefix).lower()
-
-
-def _timestamp(message: Any, field: str) -> str | None:
-    if not message.HasField(field):
-        return None
-    stamp: Timestamp = getattr(message, field)
-    moment = stamp.ToDatetime(tzinfo=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _text(value: str) -> str | None:
-    return value or None
-
-
-def artifact_url(job_id: str, name: str) -> str:
-    return f"/api/v1/jobs/{job_id}/artifacts/{quote(name)}"
-
-
-def job_to_json(job: pb.Job) -> dict[str, Any]:
-    error = None
-    if job.HasField("error"):
-        error = {
-            "reason": job.error.reason,
-            "retryable": job.error.retryable,
-            "phase": _enum(pb.JobPhase, "JOB_PHASE_", job.error.phase),
-        }
-    return {
-        "job_id": job.job_id,
-        "status": _enum(pb.JobStatus, "JOB_STATUS_", job.status),
-        "phase": _enum(pb.JobPhase, "JOB_PHASE_", job.phase),
-        "progress_percentage": job.progress_percentage,
-        "current_step": _text(job.current_step),
-        "created_at": _timestamp(job, "created_at"),
-        "started_at": _timestamp(job, "started_at"),
-        "completed_at": _timestamp(job, "completed_at"),
-        "error_message": _text(job.error_message),
-        "error": error,
-        "output_file": _text(job.output_file),
-        "output_url": artifact_url(job.job_id, job.output_file) if job.output_file else None,
-        "source_language": _text(job.source_language),
-        "target_language": _text(job.target_language),
-        "queue_position": job.queue_position,
-        "eta_seconds": job.eta_seconds if job.HasField("eta_seconds") else None,
-        "media_duration_seconds": (
-            job.media_duration_seconds if job.HasField("media_duration_seconds") else None
-        ),
-        "source_filename": _text(job.source_filename),
-        "request_id": _text(job.request_id),
-        "mix_mode": _enum(pb.MixMode, "MIX_MODE_", job.options.mix_mode),
-        "pause_after": [_enum(pb.JobPhase, "JOB_PHASE_", p) for p in job.options.pause_after],
-        "version": job.version or 1,
-        "artifacts": [
-            {
-                "name": artifact.name,
-                "media_type": artifact.media_type,
-                "size_bytes": artifact.size_bytes,
-                "sha256": artifact.sha256,
-                "url": artifact_url(job.job_id, artifact.name),
-            }
-            for artifact in job.artifacts
-        ],
-        "sequence": job.sequence,
-    }
-
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 PAUSE_PHASES = {
     "transcribing": pb.JOB_PHASE_TRANSCRIBING,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from octavia.jobjson import job_to_json
 from octavia.v1 import jobs_pb2 as pb
 from python_multipart.exceptions import FormParserError
 from starlette.datastructures import FormData, UploadFile
@@ -22,7 +23,7 @@ from . import _params, routes_review
 from ._fanout import Feeds
 from ._status_cache import StatusCache
 from .auth import authenticate, authenticate_stream
-from .convert import MIX_MODES, job_to_json
+from .convert import MIX_MODES
 from .errors import BridgeError
 from .sse import EventSourceResponse
 

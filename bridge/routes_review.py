@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import grpc
+from octavia.jobjson import artifact_url, enum_name, iso_timestamp, job_to_json
 from octavia.v1 import jobs_pb2 as pb
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -16,7 +17,7 @@ from starlette.routing import Route
 
 from . import _params
 from .auth import authenticate
-from .convert import PAUSE_PHASES, _enum, _timestamp, artifact_url, job_to_json
+from .convert import PAUSE_PHASES
 from .errors import BridgeError
 
 UNARY_TIMEOUT = 60.0
@@ -127,7 +128,7 @@ def _version(job_id: str, version: pb.JobVersion) -> dict[str, Any]:
 
     return {
         "version": version.version,
-        "completed_at": _timestamp(version, "completed_at"),
+        "completed_at": iso_timestamp(version, "completed_at"),
         "output_file": version.output_file or None,
         "output_url": url(version.output_file) if version.output_file else None,
         "artifacts": [
@@ -141,13 +142,13 @@ def _version(job_id: str, version: pb.JobVersion) -> dict[str, Any]:
 def _delivery(delivery: pb.WebhookDelivery) -> dict[str, Any]:
     return {
         "delivery_id": delivery.delivery_id,
-        "event_type": _enum(pb.EventType, "EVENT_TYPE_", delivery.event_type),
+        "event_type": enum_name(pb.EventType, "EVENT_TYPE_", delivery.event_type),
         "sequence": delivery.sequence,
         "url": delivery.url,
-        "state": _enum(pb.WebhookDeliveryState, "WEBHOOK_DELIVERY_STATE_", delivery.state),
-        "attempts": [{"at": _timestamp(a, "at"), "status_code": a.status_code or None,
+        "state": enum_name(pb.WebhookDeliveryState, "WEBHOOK_DELIVERY_STATE_", delivery.state),
+        "attempts": [{"at": iso_timestamp(a, "at"), "status_code": a.status_code or None,
                       "error": a.error or None} for a in delivery.attempts],
-        "next_attempt_at": _timestamp(delivery, "next_attempt_at"),
+        "next_attempt_at": iso_timestamp(delivery, "next_attempt_at"),
     }
 
 

@@ -30,12 +30,11 @@ from urllib.parse import urlparse
 
 import httpx
 from octavia import webhooks as signing
+from octavia.jobjson import job_to_json
 from octavia.v1 import jobs_pb2 as pb
 from sqlalchemy import event as sa_event
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
-
-from bridge.convert import job_to_json
 
 from .convert import job_to_proto
 from .jobs import EventType
