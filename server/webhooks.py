@@ -5,7 +5,8 @@
         │ after commit: wake                          ▲ claim: UPDATE … SET lease_until
         ▼                                             │ WHERE pending AND due AND unleased
  WebhookSender loop ── POST, signed ──▶ receiver      │
-        └── attempt recorded: delivered / retry at now + backoff / failed after max attempts
+        └── attempt recorded: delivered / retry at now + backoff (longer if the receiver
+            asks, by Retry-After, up to the backoff cap) / failed after max attempts
 ```
 
 A delivery is written in the transaction that stores its event, so a process dying right
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.utils
 import json
 import logging
 import uuid
@@ -67,6 +69,23 @@ def signing_secret(settings: Settings) -> str | None:
     """The key webhooks are signed with; None when webhooks are off."""
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else ""
     return secret or None
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds a receiver asked to wait before the next attempt (`Retry-After`: a number of
+    seconds or an HTTP date); None when it did not ask, or asked in a form we cannot read."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def backoff(settings: Settings, failed_attempts: int) -> float:
@@ -234,11 +253,11 @@ class WebhookSender:
 
     async def _attempt(self, claim: Claim) -> None:
         try:
-            status_code, error = await self._post(claim)
+            status_code, error, wait = await self._post(claim)
             attempt = {"at": utcnow().isoformat(), "status_code": status_code, "error": error}
             final = claim.body is None  # nothing left to send, ever
             state = await self.store.write_with(
-                lambda session: self._record(session, claim, attempt, final))
+                lambda session: self._record(session, claim, attempt, final, wait))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -254,13 +273,14 @@ class WebhookSender:
                         claim.job_id, host, error,
                         "; giving up" if state == FAILED else "; will retry")
 
-    async def _post(self, claim: Claim) -> tuple[int, str]:
-        """Send one attempt: (HTTP status, 0 when no answer came; error, empty on success)."""
+    async def _post(self, claim: Claim) -> tuple[int, str, float | None]:
+        """Send one attempt: the HTTP status (0 when no answer came), the error (empty on
+        success) and the seconds the receiver asked us to wait (`Retry-After`), if any."""
         secret = signing_secret(self.settings)
         if claim.body is None:
-            return 0, "the job's event no longer exists"
+            return 0, "the job's event no longer exists", None
         if secret is None:  # never send anything unsigned
-            return 0, "no OCTAVIA_WEBHOOK_SECRET is configured to sign it"
+            return 0, "no OCTAVIA_WEBHOOK_SECRET is configured to sign it", None
         assert self._client is not None
         headers = {
             "Content-Type": "application/json",
@@ -273,16 +293,20 @@ class WebhookSender:
             async with self._client.stream("POST", claim.url, content=claim.body,
                                            headers=headers) as response:
                 status = response.status_code
+                wait = retry_after(response.headers.get("retry-after"), utcnow())
         except httpx.HTTPError as error:
-            return 0, _describe(error)
+            return 0, _describe(error), None
         if 200 <= status < 300:
-            return status, ""
-        return status, f"the receiver answered HTTP {status}"
+            return status, "", None
+        return status, f"the receiver answered HTTP {status}", wait
 
     def _record(self, session: Session, claim: Claim, attempt: dict[str, Any],
-                final: bool) -> str | None:
+                final: bool, asked_wait: float | None) -> str | None:
         """Append the attempt and decide what follows, in one conditional UPDATE; None when
-        the lease was lost (another sender owns the row now and records its own attempt)."""
+        the lease was lost (another sender owns the row now and records its own attempt).
+
+        The next attempt waits the backoff, or longer when the receiver asked for longer
+        (`Retry-After`), though never past `webhook_backoff_max_seconds`."""
         attempts = [*claim.attempts, attempt]
         state, next_attempt_at = PENDING, None
         if not attempt["error"]:
@@ -290,7 +314,10 @@ class WebhookSender:
         elif final or len(attempts) >= self.settings.webhook_max_attempts:
             state = FAILED
         else:
-            next_attempt_at = utcnow() + timedelta(seconds=backoff(self.settings, len(attempts)))
+            wait = backoff(self.settings, len(attempts))
+            if asked_wait is not None:
+                wait = max(wait, min(asked_wait, self.settings.webhook_backoff_max_seconds))
+            next_attempt_at = utcnow() + timedelta(seconds=wait)
         result = session.execute(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.id) == claim.id,

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
@@ -23,7 +24,7 @@ from server.jobs import Phase
 from server.settings import Settings
 from server.store import JobEvent, JobRecord, JobStore, snapshot_of
 from server.store.models import WebhookDelivery, utcnow
-from server.webhooks import WebhookSender, backoff
+from server.webhooks import WebhookSender, backoff, retry_after
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all, watch_until
 from tests.support.waiting import eventually
@@ -50,11 +51,12 @@ class Received:
 
 class Receiver:
     """A webhook receiver on a loopback port (http.server in a thread): answers the
-    `statuses` given, in order, then 200."""
+    `statuses` given, in order, then 200. A status may come with headers:
+    `(429, {"Retry-After": "1"})`."""
 
     def __init__(self, port: int = 0, statuses: list[int] | None = None) -> None:
         self.port = port
-        self.statuses = list(statuses or [])
+        self.statuses: list[int | tuple[int, dict[str, str]]] = list(statuses or [])
         self.requests: list[Received] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -70,8 +72,11 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.requests.append(Received(dict(self.headers.items()), body))
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                answer = receiver.statuses.pop(0) if receiver.statuses else 200
+                status, headers = answer if isinstance(answer, tuple) else (answer, {})
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -243,6 +248,38 @@ async def test_an_error_answer_is_retried_with_the_same_delivery(
     assert len({r.body for r in receiver.requests}) == 1, "every attempt sends the same body"
     for request in receiver.requests:
         verify(request.body, request.headers["Octavia-Signature"], SECRET)
+
+
+@pytest.mark.parametrize("settings_overrides", [{**BASE, "webhook_backoff_max_seconds": 2}])
+async def test_a_receiver_that_asks_to_wait_is_not_called_again_sooner(
+    stub, auth, wav, receiver
+) -> None:
+    receiver.statuses[:] = [(429, {"Retry-After": "1"}), (503, {"Retry-After": "3600"})]
+    job = await submit(stub, wav, auth, options=options(receiver.url))
+    await watch_all(stub, job.job_id, auth)
+
+    [delivery] = await settled(stub, job.job_id, auth)
+    assert [a.status_code for a in delivery.attempts] == [429, 503, 200]
+    gaps = [(b.at.ToDatetime() - a.at.ToDatetime()).total_seconds()
+            for a, b in zip(delivery.attempts, delivery.attempts[1:], strict=False)]
+    assert gaps[0] >= 1.0, "Retry-After: 1 outweighs the 0.1 s backoff"
+    assert 2.0 <= gaps[1] < 10.0, "an hour asked for is capped at the backoff maximum"
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("120", 120.0), (" 7 ", 7.0), ("Wed, 21 Oct 2037 07:28:00 GMT", None),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("", None), ("soon", None), ("-5", None),
+    ("1.5", None),
+])
+def test_retry_after_is_read_as_seconds_or_an_http_date(
+    header: str, seconds: float | None
+) -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    waited = retry_after(header, now)
+    if header.startswith("Wed, 21 Oct 2037"):
+        assert waited == (datetime(2037, 10, 21, 7, 28, tzinfo=UTC) - now).total_seconds()
+    else:
+        assert waited == seconds
 
 
 @pytest.mark.parametrize("settings_overrides", [{**BASE, "webhook_max_attempts": 3}])
