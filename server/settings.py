@@ -146,6 +146,10 @@ class Settings(BaseSettings):
     """Longest wait between two attempts."""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     """Time a receiver has to answer one POST (connecting included)."""
+    webhook_allow_private_networks: bool = False
+    """Let webhooks reach loopback, private and link-local addresses (a receiver on this
+    machine or network). Off: a user's URL could otherwise make the server call internal
+    services (see `server.webhook_target`)."""
     webhook_poll_seconds: float = Field(default=5.0, gt=0)
     """How often a server looks for deliveries written by other processes (workers,
     replicas); its own are sent at once."""

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 from octavia.errors import FailedPrecondition, InvalidArgument, Reason
 from octavia.v1 import jobs_pb2 as pb
 
+from . import webhook_target
 from .engine import EngineError
 from .jobs import REVIEWABLE_PHASES, MixMode, Phase, Status
 from .languages import is_supported, normalize_language
@@ -89,7 +90,7 @@ def check_request(request: pb.SubmitJobRequest, settings: Settings) -> None:
         if len(getattr(request, field)) > MAX_TEXT:
             raise InvalidArgument(f"`{field}` is longer than {MAX_TEXT} characters")
     check_pauses(request.options)
-    if check_webhook_url(request.options.webhook_url) and not settings.webhook_secret:
+    if check_webhook_url(request.options.webhook_url, settings) and not settings.webhook_secret:
         raise FailedPrecondition(
             "this server sends no webhooks: it has no OCTAVIA_WEBHOOK_SECRET to sign them "
             "with (nothing unsigned is ever sent); submit without `options.webhook_url`",
@@ -107,8 +108,9 @@ def check_pauses(options: pb.JobOptions) -> list[str]:
     return [phase.value for phase in REVIEWABLE_PHASES if phase in phases]
 
 
-def check_webhook_url(url: str) -> str | None:
-    """An absolute http(s) URL with a host, or None for none."""
+def check_webhook_url(url: str, settings: Settings) -> str | None:
+    """An absolute http(s) URL with a host (a public one, unless private networks are
+    allowed: an IP literal is checked here, a name when each attempt resolves it)."""
     if not url:
         return None
     try:
@@ -119,6 +121,13 @@ def check_webhook_url(url: str) -> str | None:
     if parts is None or parts.scheme not in ("http", "https") or not host:
         raise InvalidArgument(f"`options.webhook_url` must be an absolute http(s) URL of at "
                               f"most {MAX_URL} characters")
+    if not settings.webhook_allow_private_networks:
+        try:
+            webhook_target.check_literal(url)
+        except webhook_target.NotPublic as error:
+            raise InvalidArgument(
+                f"`options.webhook_url`: {error}; webhooks go to public addresses only "
+                f"unless the server sets {webhook_target.ALLOW_SETTING}=true") from None
     return url
 
 
@@ -215,5 +224,5 @@ def new_record(
         mix_mode=MIX_FROM_PB.get(request.options.mix_mode, MixMode.DUCKED),
         media_duration=duration,
         pause_after=check_pauses(request.options),
-        webhook_url=check_webhook_url(request.options.webhook_url),
+        webhook_url=request.options.webhook_url or None,  # checked by check_request
     )

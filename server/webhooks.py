@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlparse
 
 import httpx
@@ -38,6 +38,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
+from . import webhook_target
 from .convert import job_to_proto
 from .jobs import EventType
 from .settings import Settings
@@ -141,6 +142,19 @@ class Claim:
     """The attempts before this one (no one else changes them while the lease holds)."""
     body: bytes | None
     """The signed body; None when the job's event is gone."""
+
+
+class Answer(NamedTuple):
+    """How one attempt went."""
+
+    status_code: int
+    """The receiver's HTTP status; 0 when no answer came."""
+    error: str
+    """Why it failed; empty when delivered."""
+    wait: float | None = None
+    """Seconds the receiver asked us to wait (`Retry-After`)."""
+    final: bool = False
+    """Trying again cannot help (the event is gone, the address is refused)."""
 
 
 class WebhookSender:
@@ -253,11 +267,13 @@ class WebhookSender:
 
     async def _attempt(self, claim: Claim) -> None:
         try:
-            status_code, error, wait = await self._post(claim)
-            attempt = {"at": utcnow().isoformat(), "status_code": status_code, "error": error}
-            final = claim.body is None  # nothing left to send, ever
+            answer = await self._post(claim)
+            error = answer.error
+            attempt = {"at": utcnow().isoformat(), "status_code": answer.status_code,
+                       "error": error}
             state = await self.store.write_with(
-                lambda session: self._record(session, claim, attempt, final, wait))
+                lambda session: self._record(session, claim, attempt, answer.final,
+                                             answer.wait))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -273,16 +289,25 @@ class WebhookSender:
                         claim.job_id, host, error,
                         "; giving up" if state == FAILED else "; will retry")
 
-    async def _post(self, claim: Claim) -> tuple[int, str, float | None]:
-        """Send one attempt: the HTTP status (0 when no answer came), the error (empty on
-        success) and the seconds the receiver asked us to wait (`Retry-After`), if any."""
+    async def _post(self, claim: Claim) -> Answer:
+        """Send one attempt (to a public address unless private ones are allowed)."""
         secret = signing_secret(self.settings)
         if claim.body is None:
-            return 0, "the job's event no longer exists", None
+            return Answer(0, "the job's event no longer exists", final=True)
         if secret is None:  # never send anything unsigned
-            return 0, "no OCTAVIA_WEBHOOK_SECRET is configured to sign it", None
+            return Answer(0, "no OCTAVIA_WEBHOOK_SECRET is configured to sign it")
         assert self._client is not None
+        target = webhook_target.Target(claim.url)
+        if not self.settings.webhook_allow_private_networks:
+            try:
+                target = await webhook_target.pin(claim.url)
+            except webhook_target.NotPublic as error:
+                return Answer(0, f"{error}; {webhook_target.ALLOW_SETTING}=true allows it",
+                              final=True)
+            except OSError as error:
+                return Answer(0, f"cannot resolve the receiver's host: {error}")
         headers = {
+            **target.headers,
             "Content-Type": "application/json",
             signing.SIGNATURE_HEADER: signing.sign(claim.body, secret),
             signing.DELIVERY_HEADER: claim.id,
@@ -290,15 +315,16 @@ class WebhookSender:
         }
         try:
             # Streamed and never read: a receiver's answer body is of no interest.
-            async with self._client.stream("POST", claim.url, content=claim.body,
-                                           headers=headers) as response:
+            async with self._client.stream("POST", target.url, content=claim.body,
+                                           headers=headers,
+                                           extensions=target.extensions) as response:
                 status = response.status_code
                 wait = retry_after(response.headers.get("retry-after"), utcnow())
         except httpx.HTTPError as error:
-            return 0, _describe(error), None
+            return Answer(0, _describe(error))
         if 200 <= status < 300:
-            return status, "", None
-        return status, f"the receiver answered HTTP {status}", wait
+            return Answer(status, "")
+        return Answer(status, f"the receiver answered HTTP {status}", wait)
 
     def _record(self, session: Session, claim: Claim, attempt: dict[str, Any],
                 final: bool, asked_wait: float | None) -> str | None:

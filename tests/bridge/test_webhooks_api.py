@@ -18,7 +18,8 @@ from tests.support.waiting import eventually
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"webhook_secret": "whsec-" + "b" * 32, "webhook_backoff_seconds": 0.1,
-            "webhook_timeout_seconds": 2.0}
+            "webhook_timeout_seconds": 2.0,
+            "webhook_allow_private_networks": True}  # the receiver listens on loopback
 
 
 class _Ok(BaseHTTPRequestHandler):

@@ -23,7 +23,8 @@ AWAITING_REVIEW = 6
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"webhook_secret": WEBHOOK_SECRET}
+    # The receiver listens on loopback.
+    return {"webhook_secret": WEBHOOK_SECRET, "webhook_allow_private_networks": True}
 
 
 @pytest.fixture(autouse=True)

@@ -31,7 +31,8 @@ from tests.support.waiting import eventually
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
-    return {"webhook_secret": WEBHOOK_SECRET}
+    # The receiver listens on loopback.
+    return {"webhook_secret": WEBHOOK_SECRET, "webhook_allow_private_networks": True}
 
 
 async def test_wait_returns_at_review_and_resume_dubs_the_edited_lines(

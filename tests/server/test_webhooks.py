@@ -12,13 +12,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import grpc
+import httpx
 import pytest
 from octavia.errors import Reason, from_rpc_error
 from octavia.v1 import jobs_pb2 as pb
 from octavia.webhooks import WebhookSignatureError, sign, verify
 
+from server import webhook_target
 from server.distributed.worker import Worker
 from server.jobs import Phase
 from server.settings import Settings
@@ -37,7 +40,9 @@ BASE: dict[str, object] = {
     "webhook_backoff_max_seconds": 0.4,
     "webhook_timeout_seconds": 2.0,
     "webhook_poll_seconds": 30.0,  # its own deliveries wake the sender; retries are timed
+    "webhook_allow_private_networks": True,  # the receivers here listen on loopback
 }
+PUBLIC_ONLY = {**BASE, "webhook_allow_private_networks": False}
 PENDING, DELIVERED, FAILED = (pb.WEBHOOK_DELIVERY_STATE_PENDING,
                               pb.WEBHOOK_DELIVERY_STATE_DELIVERED,
                               pb.WEBHOOK_DELIVERY_STATE_FAILED)
@@ -465,6 +470,111 @@ def test_backoff_doubles_up_to_its_cap(tmp_path) -> None:
     settings = Settings(data_dir=tmp_path, webhook_backoff_seconds=10,  # type: ignore[call-arg]
                         webhook_backoff_max_seconds=60, _env_file=None)
     assert [backoff(settings, n) for n in range(1, 6)] == [10, 20, 40, 60, 60]
+
+
+# --- where webhooks may go ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("address", "public"), [
+    ("8.8.8.8", True), ("93.184.216.34", True), ("2001:4860:4860::8888", True),
+    ("127.0.0.1", False), ("10.1.2.3", False), ("172.16.0.1", False), ("192.168.1.1", False),
+    ("169.254.169.254", False), ("100.64.0.1", False), ("0.0.0.0", False),
+    ("224.0.0.1", False), ("::1", False), ("fe80::1%eth0", False), ("fc00::1", False),
+    ("::ffff:127.0.0.1", False), ("::ffff:10.0.0.1", False), ("::", False),
+])
+def test_only_global_unicast_addresses_are_public(address: str, public: bool) -> None:
+    assert webhook_target.is_public(address) is public
+
+
+@pytest.mark.parametrize("settings_overrides", [PUBLIC_ONLY])
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1:8080/hook", "http://[::1]/hook", "http://169.254.169.254/latest/",
+    "https://10.0.0.7/hook", "http://[::ffff:127.0.0.1]:9/hook", "http://0.0.0.0/",
+])
+async def test_a_webhook_url_naming_a_private_address_is_refused_at_submit(
+    stub, auth, wav, url: str
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await submit(stub, wav, auth, options=options(url))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details() or ""
+    assert "not a public address" in details
+    assert "OCTAVIA_WEBHOOK_ALLOW_PRIVATE_NETWORKS" in details
+
+
+@pytest.mark.parametrize("settings_overrides", [PUBLIC_ONLY])
+async def test_a_name_that_resolves_to_a_private_address_is_never_called(
+    stub, auth, wav, receiver
+) -> None:
+    url = f"http://localhost:{receiver.port}/hooks/octavia"
+    job = await submit(stub, wav, auth, options=options(url))
+    await watch_all(stub, job.job_id, auth)
+
+    [delivery] = await settled(stub, job.job_id, auth)
+    assert delivery.state == FAILED
+    [attempt] = delivery.attempts  # no retry: it cannot get better
+    assert "localhost resolves to" in attempt.error
+    assert "not a public address" in attempt.error
+    assert receiver.requests == []
+
+
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, addresses: list[str]) -> None:
+    """Every name resolves to `addresses` (as DNS would answer, rebinding included)."""
+
+    async def getaddrinfo(host: str, port: int, **_: object) -> list[tuple[Any, ...]]:
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
+                 (a, port)) for a in addresses]
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+
+
+async def test_an_attempt_connects_to_the_address_that_was_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_resolver(monkeypatch, ["93.184.216.34"])
+    target = await webhook_target.pin("https://hooks.example.com/in?x=1")
+    assert target.url == "https://93.184.216.34/in?x=1"
+    assert target.headers == {"Host": "hooks.example.com"}
+    assert target.extensions == {"sni_hostname": "hooks.example.com"}
+    plain = await webhook_target.pin("http://hooks.example.com:8080/in")
+    assert (plain.url, plain.headers, plain.extensions) == (
+        "http://93.184.216.34:8080/in", {"Host": "hooks.example.com:8080"}, {})
+
+
+async def test_a_name_with_any_private_address_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_resolver(monkeypatch, ["93.184.216.34", "10.0.0.5"])
+    with pytest.raises(webhook_target.NotPublic, match=r"10\.0\.0\.5"):
+        await webhook_target.pin("https://hooks.example.com/in")
+
+
+@pytest.mark.parametrize("settings_overrides", [{**PUBLIC_ONLY, "webhook_poll_seconds": 0.1}])
+async def test_the_sender_posts_to_the_pinned_address_with_the_names_host_and_sni(
+    server, stub, auth, wav, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_resolver(monkeypatch, ["93.184.216.34"])
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    await server.webhooks.stop()  # this sender, with a transport that records, sends instead
+    sender = WebhookSender(server.settings, server.store, transport=httpx.MockTransport(answer))
+    await sender.start()
+    try:
+        job = await submit(stub, wav, auth, options=options("https://hooks.example.com/in"))
+        await watch_all(stub, job.job_id, auth)
+        [delivery] = await settled(stub, job.job_id, auth)
+    finally:
+        await sender.stop()
+    assert delivery.state == DELIVERED
+    [request] = seen
+    assert str(request.url) == "https://93.184.216.34/in"
+    assert request.headers["host"] == "hooks.example.com"
+    assert request.extensions["sni_hostname"] == "hooks.example.com"
+    verify(request.content, request.headers["Octavia-Signature"], SECRET)
 
 
 # --- verifying, as a receiver does ------------------------------------------------------
