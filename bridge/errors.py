@@ -39,6 +39,9 @@ REASON_STATUS: dict[str, int] = {
     Reason.JOB_NOT_REVIEWABLE: 409,
     # A webhook_url sent to a server that has no key to sign webhooks with: fix the request.
     "WEBHOOKS_DISABLED": 400,
+    # Limits of one request's media (RESOURCE_EXHAUSTED, but no retry helps: 413, not 429).
+    Reason.PAYLOAD_TOO_LARGE: 413,
+    Reason.MEDIA_TOO_LONG: 413,
 }
 """Reasons whose HTTP status differs from their gRPC status's."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from octavia.errors import FailedPrecondition, InvalidArgument, Reason
+from octavia.errors import FailedPrecondition, InvalidArgument, Reason, ResourceExhausted
 from octavia.v1 import jobs_pb2 as pb
 
 from . import webhook_target
@@ -81,10 +81,10 @@ def check_request(request: pb.SubmitJobRequest, settings: Settings) -> None:
         if not request.content:
             raise InvalidArgument("`content` is empty: send the media file's bytes")
         if len(request.content) > settings.max_upload_bytes:
-            raise InvalidArgument(
+            raise ResourceExhausted(
                 f"media of {len(request.content)} bytes exceeds the "
                 f"{settings.max_upload_bytes}-byte upload limit",
-                reason=Reason.PAYLOAD_TOO_LARGE,
+                reason=Reason.PAYLOAD_TOO_LARGE, retryable=False,
             )
     for field in ("request_id", "filename"):
         if len(getattr(request, field)) > MAX_TEXT:
@@ -190,9 +190,10 @@ def probe_source(source: Source, settings: Settings) -> float:
         raise InvalidArgument("the media has no audio stream to dub",
                               reason=Reason.MEDIA_UNREADABLE)
     if info.duration_seconds > settings.max_media_seconds:
-        raise InvalidArgument(
+        raise ResourceExhausted(
             f"the media lasts {info.duration_seconds:.0f} s, longer than the "
-            f"{settings.max_media_seconds:.0f} s limit", reason=Reason.MEDIA_TOO_LONG)
+            f"{settings.max_media_seconds:.0f} s limit", reason=Reason.MEDIA_TOO_LONG,
+            retryable=False)
     return float(info.duration_seconds)
 
 

@@ -67,8 +67,9 @@ async def test_an_upload_over_the_limit_is_refused_with_the_limit_named(
     client: httpx.AsyncClient,
 ) -> None:
     over = await refusal(stub.SubmitJob(submit_request(b"\0" * (MAX_UPLOAD + 1)), metadata=auth))
-    assert over.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert over.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert from_rpc_error(over).reason == Reason.PAYLOAD_TOO_LARGE
+    assert not from_rpc_error(over).retryable
     assert str(MAX_UPLOAD) in over.details()
     # Beyond the gRPC message limit (upload limit + 1 MiB), gRPC itself refuses.
     huge = await refusal(stub.SubmitJob(submit_request(b"\0" * (MAX_UPLOAD + 2 * 1024 * 1024)),
@@ -89,15 +90,17 @@ async def test_media_longer_than_the_limit_is_refused_with_the_limit_named(
 ) -> None:
     long_wav = tone_wav(3.0, rate=8000)
     error = await refusal(stub.SubmitJob(submit_request(long_wav), metadata=auth))
-    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert from_rpc_error(error).reason == Reason.MEDIA_TOO_LONG
+    assert not from_rpc_error(error).retryable
     assert "2 s limit" in error.details()
 
     headers = {"Authorization": auth[0][1]}
     response = await client.post("/api/v1/jobs", headers=headers, data={"target_language": "es"},
                                  files={"file": ("long.wav", long_wav, "audio/wav")})
-    assert response.status_code == 400
+    assert response.status_code == 413
     assert response.json()["error"] == Reason.MEDIA_TOO_LONG
+    assert response.json()["retryable"] is False
 
 
 # --- jobs in flight per user ----------------------------------------------------------

@@ -32,13 +32,11 @@ async def rejected(call) -> grpc.aio.AioRpcError:  # type: ignore[no-untyped-def
         ({"target_language": "klingon"}, "unsupported target_language",
          Reason.UNSUPPORTED_LANGUAGE),
         ({"source_language": "xx"}, "unsupported source_language", Reason.UNSUPPORTED_LANGUAGE),
-        ({"content": b"\0" * (64 * 1024 + 1)}, "exceeds the 65536-byte upload limit",
-         Reason.PAYLOAD_TOO_LARGE),
         ({"content": b"this is not media at all"}, "", Reason.MEDIA_UNREADABLE),
         ({"request_id": "r" * 300}, "request_id", Reason.INVALID_ARGUMENT),
     ],
-    ids=["no source", "no target", "unknown target", "unknown source", "oversize",
-         "not media", "long request id"],
+    ids=["no source", "no target", "unknown target", "unknown source", "not media",
+         "long request id"],
 )
 async def test_submit_rejects(stub, auth, wav, fields, message, reason) -> None:
     request = submit_request(wav, **fields)
