@@ -160,7 +160,8 @@ $("submit-form").addEventListener("submit", async (event) => {
   try {
     job = await client().submit(file, {
       targetLanguage: $("language").value,
-      pauseAfter: $("pause").checked ? ["translating"] : [],
+      pauseAfter: [["pause-transcribing", "transcribing"], ["pause", "translating"]]
+        .filter(([id]) => $(id).checked).map(([, phase]) => phase),
     });
   } catch (error) {
     $("job").hidden = false;

@@ -20,8 +20,8 @@ export class ReviewView {
     this.onResumed = onResumed;
     this.job = null;
     this.loaded = "";       // which state of which job the table shows
-    this.original = new Map(); // index → target text as loaded
-    this.edits = new Map();    // index → edited target text
+    this.original = new Map(); // index → {source_text, target_text} as loaded
+    this.edits = new Map();    // index → {source_text?, target_text?} changed since
     this.segments = [];
     this.media = new Map();    // "source" | "dubbed vN" → a URL the player can load
     this.stopAt = Infinity;
@@ -71,8 +71,9 @@ export class ReviewView {
     if (this.loaded !== key) return; // a newer update won
     this._table(body.segments);
     $("review-state").textContent = job.status === "awaiting_review"
-      ? `Awaiting review after ${job.phase}: edit target lines, then re-dub them (or continue).`
-      : `Version ${job.version} is done: edit target lines and re-dub them as version ${job.version + 1}.`;
+      ? `Awaiting review after ${job.phase}: edit lines, then re-dub them (or continue). ` +
+        "An edited source line is translated again; an edited target line is voiced as written."
+      : `Version ${job.version} is done: edit lines and re-dub them as version ${job.version + 1}.`;
     $("review-error").hidden = true;
     $("review").hidden = false;
     this._lock(!body.editable);
@@ -80,7 +81,8 @@ export class ReviewView {
 
   _table(segments) {
     this.segments = segments;
-    this.original = new Map(segments.map((s) => [s.index, s.target_text]));
+    this.original = new Map(segments.map((s) => [s.index, {
+      source_text: s.source_text, target_text: s.target_text }]));
     this.edits.clear();
     const rows = segments.map((segment) => {
       const row = document.createElement("tr");
@@ -91,13 +93,16 @@ export class ReviewView {
         if (className) td.className = className;
         return td;
       };
-      const target = document.createElement("textarea");
-      target.className = "target";
-      target.value = segment.target_text;
-      target.setAttribute("aria-label", `Target text of line ${segment.index}`);
-      target.addEventListener("input", () => this._edited(segment.index, target.value, row));
-      const targetCell = document.createElement("td");
-      targetCell.append(target);
+      const editor = (field, className, label) => {
+        const area = document.createElement("textarea");
+        area.className = className;
+        area.value = segment[field];
+        area.setAttribute("aria-label", `${label} of line ${segment.index}`);
+        area.addEventListener("input", () => this._edited(segment.index, field, area.value, row));
+        const td = document.createElement("td");
+        td.append(area);
+        return td;
+      };
       const play = cell("", "play");
       play.append(this._button("▶ source", "play-source", `Play line ${segment.index} of the source`,
                                () => this.play("source", segment)),
@@ -106,7 +111,8 @@ export class ReviewView {
                                () => this.play("dubbed", segment)));
       row.append(cell(String(segment.index)),
                  cell(`${clock(segment.start_seconds)}–${clock(segment.end_seconds)}`, "time"),
-                 cell(segment.source_text, "source"), targetCell, play);
+                 editor("source_text", "source", "Source text"),
+                 editor("target_text", "target", "Target text"), play);
       return row;
     });
     $("segments").replaceChildren(...rows);
@@ -123,8 +129,11 @@ export class ReviewView {
     return button;
   }
 
-  _edited(index, text, row) {
-    if (text !== this.original.get(index)) this.edits.set(index, text);
+  _edited(index, field, text, row) {
+    const changed = { ...this.edits.get(index) };
+    if (text !== this.original.get(index)[field]) changed[field] = text;
+    else delete changed[field];
+    if (Object.keys(changed).length) this.edits.set(index, changed);
     else this.edits.delete(index);
     row.classList.toggle("edited", this.edits.has(index));
     this._count();
@@ -232,9 +241,11 @@ export class ReviewView {
     this._lock(true);
     try {
       if (withEdits && this.edits.size) {
-        const edits = [...this.edits].map(([index, text]) => ({ index, target_text: text }));
+        const edits = [...this.edits].map(([index, fields]) => ({ index, ...fields }));
         await api.updateSegments(job.job_id, edits);
-        for (const [index, text] of this.edits) this.original.set(index, text);
+        for (const [index, fields] of this.edits) {
+          this.original.set(index, { ...this.original.get(index), ...fields });
+        }
         this.edits.clear();
         for (const row of document.querySelectorAll("#segments tr.edited")) {
           row.classList.remove("edited");

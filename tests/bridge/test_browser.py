@@ -95,8 +95,8 @@ async def test_page_reviews_a_paused_job_edits_a_line_and_re_dubs_it_as_version_
             await expect(page.locator("#status")).to_have_text("awaiting_review", timeout=30_000)
             rows = page.locator("#segments tr")
             await expect(rows).to_have_count(2)
-            await expect(rows.nth(0).locator("td.source")).to_have_text("Hello there.")
-            await expect(rows.nth(1).locator("textarea")).to_have_value("Hasta pronto.")
+            await expect(rows.nth(0).locator("textarea.source")).to_have_value("Hello there.")
+            await expect(rows.nth(1).locator("textarea.target")).to_have_value("Hasta pronto.")
             assert await page.text_content("#mode") == "stream"  # still open while paused
 
             player = page.locator("#slice-player")
@@ -109,7 +109,7 @@ async def test_page_reviews_a_paused_job_edits_a_line_and_re_dubs_it_as_version_
             assert stopped[0] and 0.3 <= stopped[1] <= 0.6, stopped
             assert await rows.nth(0).locator(".play-dub").is_disabled(), "no dub before it's made"
 
-            await rows.nth(1).locator("textarea").fill("Hasta luego.")
+            await rows.nth(1).locator("textarea.target").fill("Hasta luego.")
             await expect(rows.nth(1)).to_have_class("edited")
             await expect(page.locator("#edit-count")).to_have_text("1 line changed")
             await page.click("#redub")
@@ -118,9 +118,9 @@ async def test_page_reviews_a_paused_job_edits_a_line_and_re_dubs_it_as_version_
             await expect(page.locator("#version-list li")).to_have_count(1)
 
             # Completed: the same view re-dubs it as version 2.
-            await expect(rows.nth(1).locator("textarea")).to_have_value("Hasta luego.")
-            await expect(rows.nth(0).locator("textarea")).to_be_enabled()
-            await rows.nth(0).locator("textarea").fill("¡Hola!")
+            await expect(rows.nth(1).locator("textarea.target")).to_have_value("Hasta luego.")
+            await expect(rows.nth(0).locator("textarea.target")).to_be_enabled()
+            await rows.nth(0).locator("textarea.target").fill("¡Hola!")
             await page.click("#redub")
             await expect(page.locator("#version")).to_have_text("2", timeout=30_000)
             await expect(page.locator("#status")).to_have_text("completed", timeout=30_000)
@@ -129,10 +129,53 @@ async def test_page_reviews_a_paused_job_edits_a_line_and_re_dubs_it_as_version_
             await expect(versions.nth(1)).to_contain_text("Version 2")
             assert await page.locator("#progress").get_attribute("aria-valuenow") == "100"
 
-            await expect(rows.nth(0).locator("textarea")).to_have_value("¡Hola!")
+            await expect(rows.nth(0).locator("textarea.target")).to_have_value("¡Hola!")
             await rows.nth(1).locator(".play-dub").click()
             await expect(player).to_have_attribute("data-slice", "dubbed 1")
             await expect(page.locator("#review-error")).to_be_hidden()
+            assert errors == []
+        finally:
+            await browser.close()
+
+
+async def test_page_pauses_after_transcribing_and_sends_a_corrected_source_line(
+    live_url: str, tokens: TokenAuthority, engine: ScriptedEngine, wav: bytes, tmp_path: Path
+) -> None:
+    """The transcript is what gets fixed here: the edit goes out as `source_text`, and
+    the line shows the corrected text once the job is done."""
+    from playwright.async_api import async_playwright, expect
+
+    engine.lines = ((0.0, 0.4, "Hello their.", "Hola."), (0.5, 0.9, "Bye.", "Adiós."))
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            patches: list[object] = []
+            page.on("request", lambda request: patches.append(request.post_data_json)
+                    if request.method == "PATCH" else None)
+            await page.goto(live_url + "/")
+            await page.fill("#token", tokens.mint("alice"))
+            await page.click("#save-token")
+            await page.set_input_files("#file", str(clip))
+            await page.check("#pause-transcribing")
+            await page.click("#submit")
+
+            await expect(page.locator("#status")).to_have_text("awaiting_review", timeout=30_000)
+            await expect(page.locator("#review-state")).to_contain_text("after transcribing")
+            rows = page.locator("#segments tr")
+            await expect(rows).to_have_count(2)
+            await rows.nth(0).locator("textarea.source").fill("Hello there.")
+            await expect(rows.nth(0)).to_have_class("edited")
+            await expect(page.locator("#edit-count")).to_have_text("1 line changed")
+            await page.click("#redub")
+            await expect(page.locator("#status")).to_have_text("completed", timeout=30_000)
+            assert patches == [{"edits": [{"index": 0, "source_text": "Hello there."}]}]
+            await expect(rows.nth(0).locator("textarea.source")).to_have_value("Hello there.")
+            await expect(rows.nth(1).locator("textarea.source")).to_have_value("Bye.")
             assert errors == []
         finally:
             await browser.close()
