@@ -14,6 +14,7 @@ import pytest
 
 from bridge._status_cache import StatusCache
 from server.auth import TokenAuthority
+from tests.bridge.helpers import submit
 from tests.support.engine import ScriptedEngine
 
 
@@ -153,10 +154,7 @@ async def test_status_polls_of_one_job_cost_the_server_one_call_per_max_age(
     app: Any,
 ) -> None:
     engine.hold = threading.Event()
-    submitted = await client.post("/api/v1/jobs", headers=headers,
-                                  files={"file": ("a.wav", wav, "audio/wav")},
-                                  data={"target_language": "es"})
-    job_id = submitted.json()["job_id"]
+    job_id = (await submit(client, headers, wav))["job_id"]
     statuses: StatusCache = app.state.statuses
     before = statuses.fetches
     answers = await asyncio.gather(*(
@@ -172,10 +170,7 @@ async def test_a_cancel_through_the_bridge_shows_in_the_next_status(
     client: httpx.AsyncClient, headers: dict[str, str], engine: ScriptedEngine, wav: bytes,
 ) -> None:
     engine.hold = threading.Event()
-    submitted = await client.post("/api/v1/jobs", headers=headers,
-                                  files={"file": ("a.wav", wav, "audio/wav")},
-                                  data={"target_language": "es"})
-    job_id = submitted.json()["job_id"]
+    job_id = (await submit(client, headers, wav))["job_id"]
     status_url = f"/api/v1/jobs/{job_id}/status"
     assert (await client.get(status_url, headers=headers)).json()["status"] != "cancelled"
     cancelled = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=headers)
@@ -186,10 +181,7 @@ async def test_a_cancel_through_the_bridge_shows_in_the_next_status(
 async def test_another_users_poll_is_still_not_found(
     client: httpx.AsyncClient, headers: dict[str, str], tokens: TokenAuthority, wav: bytes,
 ) -> None:
-    submitted = await client.post("/api/v1/jobs", headers=headers,
-                                  files={"file": ("a.wav", wav, "audio/wav")},
-                                  data={"target_language": "es"})
-    status_url = f"/api/v1/jobs/{submitted.json()['job_id']}/status"
+    status_url = f"/api/v1/jobs/{(await submit(client, headers, wav))['job_id']}/status"
     assert (await client.get(status_url, headers=headers)).status_code == 200
     mallory = {"Authorization": f"Bearer {tokens.mint('mallory')}"}
     response = await client.get(status_url, headers=mallory)
