@@ -149,3 +149,54 @@ def whisper(folder: Path, audio: np.ndarray, *, max_new_tokens: int = 96,
         "faster-whisper int8": faster_run(WhisperModel(str(ct2), device="cpu",
                                                        compute_type="int8")),
     })
+
+
+def thread_scaling(asr: Path, audio: np.ndarray, marian: Path, texts: Sequence[str],
+                   voice: Path, *, cores: int, repeats: int = 3) -> dict[str, list[Speed]]:
+    """Each stage's library on 1 thread vs `cores` threads, same work, alternating.
+
+    Whisper (CTranslate2 `cpu_threads`) transcribes `audio` as a job does; the Marian
+    (CTranslate2 `intra_threads`) translates `texts` one at a time; the voice (torch
+    threads, set in the calling thread as the engine does) speaks the translations.
+    `tokens` is 1 per run: compare seconds.
+    """
+    from faster_whisper import WhisperModel
+
+    from server.pipeline.models import Device
+    from server.pipeline.synthesize import load_voice, torch_threads
+    from server.pipeline.translate import load_translator
+
+    cpu, counts = Device("cpu"), (1, cores)
+    whispers = {n: WhisperModel(str(asr), device="cpu", compute_type="int8", cpu_threads=n)
+                for n in counts}
+    marians = {n: load_translator(str(marian), cpu, offline=True, setting="bench",
+                                  backend="ctranslate2", cpu_threads=n) for n in counts}
+    spoken = [marians[1].translate([text], "en", "es")[0] for text in texts]
+    speaker = load_voice(str(voice), cpu, offline=True)
+
+    def transcribe(n: int) -> Callable[[], int]:
+        def go() -> int:
+            segments, _ = whispers[n].transcribe(
+                audio, language="en", beam_size=5, temperature=0.0, vad_filter=True,
+                word_timestamps=True, condition_on_previous_text=False)
+            return len(list(segments)) and 1
+        return go
+
+    def translate(n: int) -> Callable[[], int]:
+        def go() -> int:
+            for text in texts:
+                marians[n].translate([text], "en", "es")
+            return 1
+        return go
+
+    def speak(n: int) -> Callable[[], int]:
+        def go() -> int:
+            with torch_threads(n):
+                for text in spoken:
+                    speaker.speak(text, "es")
+            return 1
+        return go
+
+    return {stage: best_of(repeats, {f"{n} thread{'s' * (n > 1)}": run(n) for n in counts})
+            for stage, run in (("transcribe", transcribe), ("translate", translate),
+                               ("speak", speak))}

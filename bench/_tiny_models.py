@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 CORPUS = [
     "Hello and welcome to the show, today we talk about dubbing videos.",
@@ -30,11 +31,16 @@ OPUS_MT_DIMS = {"d_model": 512, "layers": 6, "heads": 8, "ffn": 2048, "vocab": 6
 
 
 def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
-                      seed: int = 0, *, opus_sized: bool = False) -> Path:
+                      seed: int = 0, *, opus_sized: bool = False,
+                      words: list[str] | None = None) -> Path:
     """A MarianMT checkpoint with a few thousand random weights and real SentencePiece models.
 
     `opus_sized` gives it OPUS-MT's dimensions and vocabulary size instead (the extra
-    vocabulary entries are placeholders the tokenizer never produces).
+    vocabulary entries are placeholders the tokenizer never produces). `words` (sentences
+    the model will be given) makes it tokenize like a real one and speak words: a BPE
+    vocabulary that holds their words (OPUS-MT's ~13 tokens for a 11-word sentence, not
+    ~40 single letters), and placeholders masked out of the output, so it generates text
+    a voice can read.
     """
     import sentencepiece as spm
     import torch
@@ -44,8 +50,9 @@ def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
     for name in ("source", "target"):
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(CORPUS * 10), model_writer=model, vocab_size=120,
-            model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
+            sentence_iterator=iter((CORPUS + (words or [])) * 10), model_writer=model,
+            vocab_size=400 if words else 120, model_type="bpe" if words else "unigram",
+            character_coverage=1.0, hard_vocab_limit=False,
             bos_id=-1, eos_id=-1, pad_id=-1, unk_id=0, unk_piece="<unk>", minloglevel=2)
         (folder / f"{name}.spm").write_bytes(model.getvalue())
     vocab = {"</s>": 0, "<unk>": 1}
@@ -69,7 +76,12 @@ def build_tiny_marian(folder: Path, source: str = "en", target: str = "es",
         pad_token_id=vocab["<pad>"],
         eos_token_id=0, decoder_start_token_id=vocab["<pad>"], forced_eos_token_id=0)
     torch.manual_seed(seed)
-    MarianMTModel(config).save_pretrained(folder)
+    model = MarianMTModel(config)
+    if words:
+        placeholders = [i for piece, i in vocab.items() if piece.startswith("<unused")]
+        with torch.no_grad():  # CTranslate2 converts this bias into its output layer
+            model.final_logits_bias[0, [*placeholders, vocab["<unk>"]]] = -1e4
+    model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -102,11 +114,8 @@ def build_tiny_nllb(folder: Path, seed: int = 0) -> Path:
 
 def build_tiny_vits(folder: Path, sample_rate: int = 16_000, seed: int = 0) -> Path:
     """A grapheme VITS voice with random weights (about 1 MB): model.pth + config.json."""
-    import torch
-    from TTS.tts.configs.vits_config import VitsConfig
-    from TTS.tts.models.vits import Vits, VitsArgs
+    from TTS.tts.models.vits import VitsArgs
 
-    folder.mkdir(parents=True, exist_ok=True)
     args = VitsArgs(
         hidden_channels=16, hidden_channels_ffn_text_encoder=32, num_heads_text_encoder=2,
         num_layers_text_encoder=1, num_layers_posterior_encoder=1, num_layers_flow=1,
@@ -115,6 +124,30 @@ def build_tiny_vits(folder: Path, sample_rate: int = 16_000, seed: int = 0) -> P
         resblock_dilation_sizes_decoder=[[1, 3, 5]],  # type 1 needs three per kernel
         upsample_rates_decoder=[8, 8, 4], upsample_initial_channel_decoder=16,
         upsample_kernel_sizes_decoder=[16, 16, 8], periods_multi_period_discriminator=[2])
+    return _save_vits(folder, args, sample_rate, seed)
+
+
+def build_vits(folder: Path, *, length_scale: float = 1.0, seed: int = 0) -> Path:
+    """A grapheme VITS voice of `VitsConfig()`'s default size (~36 M weights), random.
+
+    Costs what a real single-speaker VITS voice costs per second of speech;
+    `length_scale` stretches its (random) durations, that is, how long it speaks a text.
+    Durations come from the deterministic predictor (`use_sdp=False`), so a text always
+    takes as long to speak: the stochastic one would make every timed run say a
+    different amount.
+    """
+    from TTS.tts.models.vits import VitsArgs
+
+    args = VitsArgs(init_discriminator=False, use_sdp=False, length_scale=length_scale)
+    return _save_vits(folder, args, 22_050, seed)
+
+
+def _save_vits(folder: Path, args: Any, sample_rate: int, seed: int) -> Path:
+    import torch
+    from TTS.tts.configs.vits_config import VitsConfig
+    from TTS.tts.models.vits import Vits
+
+    folder.mkdir(parents=True, exist_ok=True)
     config = VitsConfig(model_args=args, use_phonemes=False, text_cleaner="multilingual_cleaners")
     config.audio.sample_rate = sample_rate
     torch.manual_seed(seed)

@@ -8,7 +8,13 @@
 Sections (`--only` picks some):
 - stages: per-stage wall time, RTF and peak RSS of a sequential job, cold (loads every
   model) then warm. RTF is wall time over media duration: below 1 beats real time.
-- overlap: the same warm job sequential vs overlapped, alternating, best of `--repeats`.
+- overlap: the same warm job sequential vs overlapped, alternating, best of `--repeats`,
+  in two scenarios (`--scenarios`): `tiny` runs the job's models (by default tiny.en and
+  near-free random translator and voice); `sized` runs models that cost what production
+  ones do: Whisper base, an OPUS-MT-sized Marian and a default-size VITS (random weights,
+  see `SizedModels`). Overlapped rows also show the old thread policy (every stage
+  with a thread per core) against the engine's split (`options.stage_threads`).
+- threads: each stage's library (sized models) on 1 thread vs one per core.
 - translation: transformers vs CTranslate2 tokens/s on the job's Marian model and on a
   random model of OPUS-MT's size (what the real model costs per token).
 - whisper: transformers' Whisper vs faster-whisper on one random tiny.en-shaped model.
@@ -72,6 +78,23 @@ class PeakSampler:
 
 
 @dataclass
+class FolderCheckpoints:
+    """A job's checkpoints in a local folder: the job pays for saving them, as in service."""
+
+    folder: Path
+
+    def load(self, name: str) -> bytes | None:
+        path = self.folder / name
+        return path.read_bytes() if path.exists() else None
+
+    def save(self, name: str, data: bytes) -> None:
+        path = self.folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".tmp").write_bytes(data)
+        path.with_suffix(".tmp").replace(path)
+
+
+@dataclass
 class TimingContext:
     """A JobContext that times phases and records each phase's peak RSS."""
 
@@ -96,6 +119,9 @@ class TimingContext:
 
     def artifact_writer(self) -> TimingContext:
         return self
+
+    def checkpoints(self) -> FolderCheckpoints:
+        return FolderCheckpoints(self.folder / "checkpoints")
 
     def put_file(self, name: str, path: Path, media_type: str) -> ArtifactInfo:
         data = path.read_bytes()
@@ -131,7 +157,7 @@ def make_input(folder: Path, seconds: float) -> Path:
     return _media.write_media(folder / "input.wav", track, rate)
 
 
-SECTIONS = ("stages", "overlap", "translation", "whisper")
+SECTIONS = ("stages", "overlap", "threads", "translation", "whisper")
 
 
 def main() -> None:
@@ -149,7 +175,13 @@ def main() -> None:
     parser.add_argument("--online", action="store_true", help="allow model downloads")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per side")
     parser.add_argument("--sentences", type=int, default=16, help="sentences to translate")
-    parser.add_argument("--tts-workers", type=int, default=1, help="voice workers (overlap)")
+    parser.add_argument("--tts-workers", default="1",
+                        help="voice workers of the overlapped rows, comma-separated (1,2)")
+    parser.add_argument("--scenarios", default="tiny,sized",
+                        help="overlap scenarios, comma-separated: tiny, sized")
+    parser.add_argument("--sized-asr", default="base",
+                        help="Whisper of the sized scenario: base (multilingual, PyPI) or a "
+                        "faster-whisper model")
     parser.add_argument("--only", default=",".join(SECTIONS),
                         help=f"comma-separated sections: {', '.join(SECTIONS)}")
     args = parser.parse_args()
@@ -170,11 +202,14 @@ def main() -> None:
             data_dir=root / "data", offline=not args.online, device=args.device,
             asr_model=args.asr or str(_tiny_models.whisper_tiny_en()),
             translation_model=marian, tts_voices={args.target: voice},
-            tts_fallback_voice=voice, max_media_seconds=max(duration + 1, 60))
+            tts_fallback_voice=voice, max_media_seconds=max(duration + 1, 60),
+            max_resident_models=16)  # every mode's models stay loaded: no reload is timed
         print(f"input: {media.name}, {duration:.1f} s; asr={Path(settings.asr_model).name}, "
               f"translation={Path(marian).name}, voice={Path(voice).name}")
         if sections & {"stages", "overlap"}:
             jobs(settings, media, duration, args, sections)
+        if "threads" in sections:
+            threads(sized_models(root, args), media, args.repeats)
         if "translation" in sections:
             translations(root, Path(marian) if not args.translation else None,
                          args.sentences, args.repeats)
@@ -209,41 +244,167 @@ def jobs(settings: Settings, media: Path, duration: float, args: argparse.Namesp
          sections: set[str]) -> None:
     from server.pipeline import DubbingEngine, PipelineOptions
 
-    sequential = PipelineOptions(overlap=False)
-    overlapped = PipelineOptions(overlap=True, tts_workers=args.tts_workers)
-    engine = DubbingEngine(settings, sequential)
     sampler = PeakSampler()
     root = settings.data_dir.parent
-    rows = []
-    for run in ("cold", "warm"):
-        total, context = run_job(engine, media, run, root, sampler, args.target, args.source)
-        rows += [(run, phase.value, seconds, peak) for phase, seconds, peak in context.stages]
-        rows.append((run, "total", total, max(p for *_, p in context.stages)))
     if "stages" in sections:
+        engine = DubbingEngine(settings, PipelineOptions(overlap=False))
+        rows = []
+        for run in ("cold", "warm"):
+            total, context = run_job(engine, media, run, root, sampler, args.target,
+                                     args.source)
+            rows += [(run, phase.value, seconds, peak) for phase, seconds, peak in context.stages]
+            rows.append((run, "total", total, max(p for *_, p in context.stages)))
+        engine.close()
         print("\nSequential job, per stage (cold loads every model, warm reuses them)")
         print(f"{'run':<6}{'stage':<14}{'seconds':>9}{'RTF':>8}{'peak RSS MB':>13}")
         for run, stage, seconds, peak in rows:
             print(f"{run:<6}{stage:<14}{seconds:>9.2f}{seconds / duration:>8.3f}"
                   f"{peak / 2**20:>13.0f}")
     if "overlap" in sections:
-        engine.options = overlapped  # warm the voice replicas, then time both alternately
-        run_job(engine, media, "warm-overlap", root, sampler, args.target, args.source)
-        best: dict[str, list[float]] = {"sequential": [], "overlapped": []}
-        for index in range(args.repeats):
-            for name, options in (("sequential", sequential), ("overlapped", overlapped)):
-                engine.options = options
-                seconds, _ = run_job(engine, media, f"{name}-{index}", root, sampler,
-                                     args.target, args.source)
-                best[name].append(seconds)
-        print(f"\nWarm job end to end, sequential vs overlapped ({args.repeats} runs each, "
-              f"alternating; tts_workers={args.tts_workers})")
-        print(f"{'mode':<12}{'best s':>8}{'median s':>10}{'RTF':>8}{'speed-up':>10}")
-        base = min(best["sequential"])
-        for name, times in best.items():
-            print(f"{name:<12}{min(times):>8.2f}{statistics.median(times):>10.2f}"
-                  f"{min(times) / duration:>8.3f}{base / min(times):>9.2f}x")
+        for name in args.scenarios.split(","):
+            scenario = (Scenario("tiny", settings, "the job's models") if name == "tiny"
+                        else sized_scenario(settings, sized_models(root, args)))
+            compare_modes(scenario, media, duration, args, sampler)
     sampler.close()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    settings: Settings
+    note: str
+    batch_size: int = 8
+    """Translation batch size of every mode."""
+
+
+@dataclass(frozen=True)
+class SizedModels:
+    """Models that cost what production ones cost per segment, built offline.
+
+    Whisper base (real weights; production's default is small), an OPUS-MT-sized Marian
+    and a default-size VITS (random weights). Random weights never emit `</s>`, so the
+    Marian always decodes to the engine's budget (2 x input + 16 tokens, ~2.5x a real
+    translation) and says more than a real one would; the voice's `length_scale` is set
+    so each line lasts as long as the source line it dubs (a real dub's length).
+    """
+
+    asr: Path
+    marian: Path
+    voice: Path
+    length_scale: float
+
+
+_sized: dict[Path, SizedModels] = {}
+
+
+def sized_models(root: Path, args: argparse.Namespace) -> SizedModels:
+    """Built once per run (the overlap and threads sections share them)."""
+    if root not in _sized:
+        marian = _tiny_models.build_tiny_marian(root / "marian-sized", args.source,
+                                                args.target, opus_sized=True, words=SENTENCES)
+        voice, scale = speaking_voice(root / "vits-sized", marian, args.target)
+        asr = (_tiny_models.whisper_base(root / "whisper-base") if args.sized_asr == "base"
+               else Path(args.sized_asr))
+        _sized[root] = SizedModels(asr, marian, voice, scale)
+    return _sized[root]
+
+
+def sized_scenario(settings: Settings, models: SizedModels) -> Scenario:
+    """The sized models in a job, translating one segment per call in both modes.
+
+    With random weights a batch says as much as its longest sentence allows, so batching
+    (which differs between the modes) would change how much there is to voice; a real
+    model stops at its own `</s>` whatever the batch.
+    """
+    voice = str(models.voice)
+    sized = settings.model_copy(update={
+        "asr_model": str(models.asr), "translation_model": str(models.marian),
+        "tts_voices": {language: voice for language in settings.tts_voices},
+        "tts_fallback_voice": voice})
+    return Scenario("sized", sized, f"asr={models.asr.name}, OPUS-MT-sized random Marian, "
+                    f"default-size random VITS (length_scale {models.length_scale:.2f}), "
+                    "translation batch 1", batch_size=1)
+
+
+def speaking_voice(folder: Path, marian: Path, target: str) -> tuple[Path, float]:
+    """A default-size random VITS whose dub of each sentence lasts as long as its espeak."""
+    from server.pipeline.models import Device
+    from server.pipeline.synthesize import load_voice
+    from server.pipeline.translate import load_translator
+
+    cpu = Device("cpu")
+    translator = load_translator(str(marian), cpu, offline=True, setting="bench",
+                                 backend="ctranslate2")
+    texts = [translator.translate([text], "en", target)[0] for text in SENTENCES]
+    voice = load_voice(str(_tiny_models.build_vits(folder)), cpu, offline=True)
+    spoken = sum(voice.speak(text, target).size for text in texts) / voice.sample_rate
+    said = sum(_media.read_wav(_tiny_models.espeak(text, folder / f"s{i}.wav"), 22_050).size
+               for i, text in enumerate(SENTENCES)) / 22_050
+    scale = said / spoken
+    return _tiny_models.build_vits(folder, length_scale=scale), scale
+
+
+def compare_modes(scenario: Scenario, media: Path, duration: float, args: argparse.Namespace,
+                  sampler: PeakSampler) -> None:
+    """Each mode's warm job, alternating, best of `--repeats`; the sequential stage split."""
+    from server.pipeline import DubbingEngine, PipelineOptions
+    from server.pipeline.options import available_cores
+
+    cores = available_cores()
+    workers = [int(n) for n in args.tts_workers.split(",")]
+    batch = scenario.batch_size
+    modes = {"sequential": PipelineOptions(overlap=False, translation_batch_size=batch),
+             # CTranslate2 is slower on 2 threads than 1 for small batches (threads section)
+             "sequential, 1 translation thread": PipelineOptions(
+                 overlap=False, translation_batch_size=batch, translation_cpu_threads=1),
+             f"overlapped, {cores} threads per stage (old)": PipelineOptions(
+                 tts_workers=workers[0], asr_cpu_threads=cores, translation_cpu_threads=cores,
+                 tts_cpu_threads=cores, translation_batch_size=batch)}
+    modes.update({f"overlapped, {n} voice worker{'s' * (n > 1)}": PipelineOptions(
+        tts_workers=n, translation_batch_size=batch) for n in workers})
+    engine = DubbingEngine(scenario.settings, modes["sequential"])
+    root = scenario.settings.data_dir.parent
+    times: dict[str, list[float]] = {name: [] for name in modes}
+    split: dict[str, float] = {}
+    for index in range(-1, args.repeats):  # -1 warms each mode's models, untimed
+        for mode, (name, options) in enumerate(modes.items()):
+            engine.options = options
+            seconds, context = run_job(engine, media, f"{scenario.name}-{mode}-{index + 1}",
+                                       root, sampler, args.target, args.source)
+            if index < 0:
+                continue
+            times[name].append(seconds)
+            if name == "sequential" and seconds == min(times[name]):
+                split = {phase.value: took for phase, took, _ in context.stages}
     engine.close()
+    print(f"\nWarm job end to end, {scenario.name}: {scenario.note} ({args.repeats} runs "
+          "each, alternating)")
+    print("sequential stages (best run): "
+          + ", ".join(f"{stage} {took:.2f} s" for stage, took in split.items()))
+    print(f"{'mode':<38}{'best s':>8}{'median s':>10}{'RTF':>8}{'speed-up':>10}"
+          "  (vs the faster sequential row)")
+    base = min(min(runs) for name, runs in times.items() if name.startswith("sequential"))
+    for name, runs in times.items():
+        print(f"{name:<38}{min(runs):>8.2f}{statistics.median(runs):>10.2f}"
+              f"{min(runs) / duration:>8.3f}{base / min(runs):>9.2f}x")
+
+
+def threads(models: SizedModels, media: Path, repeats: int) -> None:
+    from bench import _compare
+    from server.pipeline.media import decode_audio
+    from server.pipeline.options import available_cores
+
+    cores = available_cores()
+    audio = decode_audio(media)[: 16_000 * 30]
+    speeds = _compare.thread_scaling(models.asr, audio, models.marian, SENTENCES,
+                                     models.voice, cores=cores, repeats=repeats)
+    print(f"\nThreads per stage library, sized models ({models.asr.name}; "
+          f"{audio.size / 16_000:.0f} s of audio, {len(SENTENCES)} sentences one at a time)")
+    print(f"{'stage':<12}{'threads':<12}{'seconds':>9}{'speed-up':>10}")
+    for stage, runs in speeds.items():
+        for speed in runs:
+            print(f"{stage:<12}{speed.name:<12}{speed.seconds:>9.2f}"
+                  f"{runs[0].seconds / speed.seconds:>9.2f}x")
 
 
 def translations(root: Path, tiny: Path | None, count: int, repeats: int) -> None:

@@ -59,7 +59,7 @@ from .mix import mix, place, require_separation, separate_background
 from .models import Resident, is_out_of_memory
 from .outputs import VIDEO_MEDIA_TYPES, mux_video, video_suffix, write_m4a, write_wav
 from .report import transcript_document, write_subtitles
-from .synthesize import voice_name
+from .synthesize import torch_threads, voice_name
 from .transcribe import Segment, Transcript, TranscriptStream, stream, transcribe
 from .translate import translate_all
 
@@ -220,7 +220,10 @@ class DubbingJob:
                 self.saved.count("translation_reused")
             return text
 
+        transcribed = threading.Event()
+
         def on_transcribed(segments: list[Segment]) -> None:
+            transcribed.set()
             if not resume:
                 self.saved.count("transcribed")
                 self.saved.save_transcript(
@@ -237,7 +240,9 @@ class DubbingJob:
                 voice()
 
             def speak(index: int, text: str) -> np.ndarray:
-                return self._voice_line(index, text, voice)
+                threads = self.engine.threads
+                return self._voice_line(index, text, voice, threads.tts_alone
+                                        if transcribed.is_set() else threads.tts)
 
             return speak
 
@@ -262,8 +267,12 @@ class DubbingJob:
                  for index, speech in enumerate(done.speech)]
         return transcript, source, lines, self._voice
 
-    def _voice_line(self, index: int, text: str, voice: Callable[[], Resident]) -> np.ndarray:
-        """Segment `index`'s speech at the mix rate: the saved line if its key matches."""
+    def _voice_line(self, index: int, text: str, voice: Callable[[], Resident],
+                    threads: int) -> np.ndarray:
+        """Segment `index`'s speech at the mix rate: the saved line if its key matches.
+
+        `threads` is torch's thread count for this line (0 leaves it as it is).
+        """
         target = self.job.target_language
         key = speech_key(text, self._voice, target)
         saved = self.saved.load_speech(index, key)
@@ -271,7 +280,7 @@ class DubbingJob:
             self.saved.count("speech_reused")
             return resample(saved.samples, saved.sample_rate, self.options.mix_sample_rate)
         resident = voice()
-        with resident.lock:
+        with resident.lock, torch_threads(threads):
             speech = resident.model.speak(text, target)
         rate = int(resident.model.sample_rate)
         self.saved.count("voiced")
@@ -387,7 +396,8 @@ class DubbingJob:
             self._start_clock("synthesize")
             for index, segment in enumerate(segments):
                 self.context.check_cancelled()
-                speech = self._voice_line(index, segment.translation, voice)
+                speech = self._voice_line(index, segment.translation, voice,
+                                          self.engine.threads.tts_alone)
                 lines.append(self._fit(transcript, index, speech))
                 fraction = (index + 1) / len(segments)
                 self.context.progress(fraction, f"Voiced {index + 1} of {len(segments)} segments")

@@ -20,7 +20,7 @@ from ._job import DubbingJob
 from .eta import SpeedBook
 from .mix import load_separator
 from .models import Device, ModelCache, Resident, apply_offline_mode, resolve_device
-from .options import PipelineOptions
+from .options import PipelineOptions, StageThreads, stage_threads
 from .synthesize import load_voice, voice_name
 from .transcribe import load_whisper
 from .translate import load_translator, nllb_code, pair_model_name
@@ -77,11 +77,21 @@ class DubbingEngine:
 
     # --- Models ----------------------------------------------------------------------
 
+    @property
+    def threads(self) -> StageThreads:
+        """CPU threads per stage, from the engine's options (`options.stage_threads`).
+
+        Decided by the engine's mode, not each job's: a job that runs sequentially in an
+        overlapping engine (one that pauses for review) keeps the overlap split rather
+        than loading a second copy of each model.
+        """
+        return stage_threads(self.options)
+
     def asr_model(self) -> Resident:
-        name, device = self.settings.asr_model, self.device
-        return self.models.get(("asr", name, device.name), lambda: load_whisper(
-            name, device, offline=self.settings.offline,
-            cpu_threads=self.options.asr_cpu_threads))
+        name, device, threads = self.settings.asr_model, self.device, self.threads.asr
+        return self.models.get(("asr", name, device.name, f"threads-{threads}"),
+                               lambda: load_whisper(name, device, offline=self.settings.offline,
+                                                    cpu_threads=threads))
 
     def voice(self, language: str) -> Resident:
         name = voice_name(self.settings.tts_voices, self.settings.tts_fallback_voice, language)
@@ -134,16 +144,16 @@ class DubbingEngine:
     def _translator(self, name: str, setting: str) -> Resident:
         device = self.device
 
-        backend = self.settings.translation_backend
+        backend, threads = self.settings.translation_backend, self.threads.translation
 
         def load() -> Any:
             return load_translator(
                 name, device, offline=self.settings.offline, setting=setting, backend=backend,
                 cache_root=self.settings.data_dir / "models" / "ctranslate2",
-                compute_type=self.options.translation_compute_type,
-                cpu_threads=self.options.translation_cpu_threads)
+                compute_type=self.options.translation_compute_type, cpu_threads=threads)
 
-        return self.models.get(("translation", name, device.name, backend), load)
+        return self.models.get(("translation", name, device.name, backend,
+                                f"threads-{threads}"), load)
 
     def separator(self) -> Resident:
         name, device = self.settings.separation_model or "", self.device

@@ -65,6 +65,27 @@ def quiet_stdout() -> Iterator[None]:
                 sys.stdout, _saved_stdout = _saved_stdout, None
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run this thread's torch ops on `count` intra-op threads (0 changes nothing).
+
+    torch keeps the count per thread once a thread has used it, but also as the default
+    for threads that have not yet: restoring it on the way out keeps an overlapped
+    job's share from leaking into other jobs' threads.
+    """
+    if count <= 0:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def voice_name(voices: dict[str, str], fallback: str, language: str) -> str:
     return voices.get(language) or fallback
 
