@@ -38,6 +38,17 @@ async def _status(http: httpx.AsyncClient, job_id: str, headers: dict[str, str])
     return status
 
 
+async def _held_before_its_first_phase(
+    http: httpx.AsyncClient, job_id: str, headers: dict[str, str]
+) -> None:
+    """Wait until the job has started (then it waits for `held`): no event comes after."""
+
+    async def started() -> bool:
+        return await _status(http, job_id, headers) == "processing"
+
+    await eventually(started)
+
+
 async def test_last_event_id_resume_misses_nothing_and_repeats_nothing(
     live: httpx.AsyncClient, headers: dict[str, str], wav: bytes, engine: ScriptedEngine,
     held: threading.Event,
@@ -108,6 +119,7 @@ async def test_idle_stream_sends_heartbeats_and_the_retry_hint(
     live: httpx.AsyncClient, headers: dict[str, str], wav: bytes, held: threading.Event
 ) -> None:
     job = await submit(live, headers, wav)
+    await _held_before_its_first_phase(live, job["job_id"], headers)
     heartbeats = 0
     async with live.stream("GET", f"/api/v1/jobs/{job['job_id']}/stream",
                            headers=headers) as response:
@@ -132,6 +144,7 @@ async def test_bridge_shutdown_ends_open_streams(
         async with bridge_server(server.settings, server.address) as port:
             http.base_url = httpx.URL(f"http://127.0.0.1:{port}")
             job = await submit(http, headers, wav)
+            await _held_before_its_first_phase(http, job["job_id"], headers)
             stream = asyncio.create_task(stream_all(http, job["job_id"], headers))
             await eventually(lambda: _watchers(server, 1))
             stopping = asyncio.get_running_loop().time()
