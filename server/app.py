@@ -66,7 +66,7 @@ class OctaviaServer:
         # Deliveries are written with their events; this process's sender is woken by its own.
         self.webhooks = WebhookSender(settings, self.store)
         self.store.on_event = WebhookRecorder(settings, on_commit=self.webhooks.wake)
-        self.bus = EventBus(self.metrics)
+        self.bus = EventBus(self.metrics, settings.watch_buffer)
         self.artifacts = ArtifactStore(settings.artifacts_url_resolved, settings.artifacts_options)
         self.dispatcher: Dispatcher
         self.relay: EventRelay | None = None

@@ -1,10 +1,12 @@
 """In-process fan-out of job events to live watchers.
 
 One subscription list per job: publishing costs one loop over that job's watchers, no
-database poll per watcher. Each watcher has a small buffer; when it falls behind, a new
-progress event replaces the progress event still waiting in its buffer (each event carries
-a full snapshot, so nothing is lost but intermediate ticks). Phase changes and terminal
-events are never merged or dropped.
+database poll per watcher. Each watcher has a buffer of `limit` events (`watch_buffer`):
+a watcher that is merely a few events behind (one replaying the log after a reconnect)
+gets every event; once its buffer is full, a new progress event replaces the progress
+event last in it (each event carries a full snapshot, so nothing is lost but intermediate
+ticks), which bounds the buffer of a watcher that stops reading. Phase changes and
+terminal events are never merged or dropped.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ watchers of a job are at most a few events apart)."""
 class Subscription:
     """A watcher's buffer of one job's events, in publish order."""
 
-    def __init__(self, job_id: str, on_coalesce: Callable[[], None] | None = None) -> None:
+    def __init__(self, job_id: str, limit: int = 64,
+                 on_coalesce: Callable[[], None] | None = None) -> None:
         self.job_id = job_id
+        self.limit = limit
         self._on_coalesce = on_coalesce
         self._buffer: deque[JobEvent] = deque()
         self._ready = asyncio.Event()
@@ -40,7 +44,7 @@ class Subscription:
 
     def push(self, event: JobEvent) -> None:
         if (
-            self._buffer
+            len(self._buffer) >= self.limit
             and EventType(event.type).is_coalescible
             and EventType(self._buffer[-1].type).is_coalescible
         ):
@@ -63,7 +67,9 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, metrics: Metrics | None = None) -> None:
+    def __init__(self, metrics: Metrics | None = None, buffer: int = 64) -> None:
+        self.buffer = buffer
+        """Events a watcher may fall behind by before its progress events coalesce."""
         self._watchers: dict[str, set[Subscription]] = defaultdict(set)
         self._metrics = metrics
         self._encoded: dict[tuple[str, int], Any] = {}
@@ -71,7 +77,8 @@ class EventBus:
     @contextmanager
     def subscribe(self, job_id: str) -> Iterator[Subscription]:
         subscription = Subscription(
-            job_id, self._metrics.events_coalesced.inc if self._metrics is not None else None
+            job_id, self.buffer,
+            self._metrics.events_coalesced.inc if self._metrics is not None else None,
         )
         self._watchers[job_id].add(subscription)
         try:
