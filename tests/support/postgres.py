@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
+
 ADMIN_URL = os.environ.get("OCTAVIA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 
+@functools.cache
 def postgres_available() -> bool:
+    """Asked once per test run: a machine without the server waits out one timeout."""
     try:
         import psycopg
 
@@ -18,6 +23,11 @@ def postgres_available() -> bool:
             return True
     except Exception:
         return False
+
+
+needs_postgres = pytest.mark.skipif(
+    not postgres_available(), reason="no PostgreSQL at OCTAVIA_TEST_POSTGRES / 127.0.0.1:5432")
+"""For tests that need the machine's PostgreSQL; CI has one, so there they always run."""
 
 
 @contextmanager

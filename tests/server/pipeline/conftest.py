@@ -72,17 +72,26 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")
 
 
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                  reason="espeak-ng is not installed (scripts/setup installs it)")
+SPOKEN = frozenset({"speech_en", "speech_es"})
+"""The fixtures that speak through espeak-ng (a Debian package, not a Python one)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs espeak-ng's speech, however indirectly, carries `needs_espeak`."""
+    for item in items:
+        if SPOKEN & set(getattr(item, "fixturenames", ())):
+            item.add_marker(needs_espeak)
+
+
 @pytest.fixture(scope="session")
 def speech_en(media_root: Path) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
     return _tiny_models.espeak(EN_TEXT, media_root / "en.wav", voice="en-us")
 
 
 @pytest.fixture(scope="session")
 def speech_es(media_root: Path) -> Path:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed")
     return _tiny_models.espeak(ES_TEXT, media_root / "es.wav", voice="es")
 
 
