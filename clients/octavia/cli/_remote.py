@@ -50,7 +50,7 @@ async def submit(args: argparse.Namespace, remote: Remote, io: Io) -> int:
             io.out.print(job.job_id)
         if not args.watch:
             return OK
-        return await _follow(client, job.job_id, 0, io, server_flag(args))
+        return await follow_updates(client, job.job_id, 0, io, server_flag(args))
 
 
 async def status(args: argparse.Namespace, remote: Remote, io: Io) -> int:
@@ -65,7 +65,7 @@ async def status(args: argparse.Namespace, remote: Remote, io: Io) -> int:
 
 async def watch(args: argparse.Namespace, remote: Remote, io: Io) -> int:
     async with AsyncOctaviaClient(remote.address, remote.token) as client:
-        return await _follow(client, args.job_id, args.after, io, server_flag(args))
+        return await follow_updates(client, args.job_id, args.after, io, server_flag(args))
 
 
 async def cancel(args: argparse.Namespace, remote: Remote, io: Io) -> int:
@@ -176,9 +176,11 @@ def server_flag(args: argparse.Namespace) -> str:
     return f" --server {args.server}" if args.server else ""
 
 
-async def _follow(
+async def follow_updates(
     client: AsyncOctaviaClient, job_id: str, after: int, io: Io, flags: str = ""
 ) -> int:
+    """Print each update after `after` (a line, or JSON) until the job ends or awaits
+    review; the exit code for where it stopped."""
     final: pb.Job | None = None
     async for update in client.watch(job_id, after_sequence=after, stop_at_review=True):
         final = update.job

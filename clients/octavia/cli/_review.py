@@ -14,7 +14,7 @@ from ..aio import AsyncOctaviaClient
 from . import _render
 from ._connect import Remote
 from ._exit import OK, UsageError
-from ._remote import Io, follow_with_bars, outcome, server_flag
+from ._remote import Io, follow_updates, follow_with_bars, outcome, server_flag
 
 
 async def segments(args: argparse.Namespace, remote: Remote, io: Io) -> int:
@@ -59,15 +59,10 @@ async def resume(args: argparse.Namespace, remote: Remote, io: Io) -> int:
         if args.no_follow:
             return OK
         if io.json:
-            final = job
-            async for update in client.watch(job.job_id, after_sequence=job.sequence,
-                                             stop_at_review=True):
-                _render.print_json(io.out, _render.as_dict(update))
-                final = update.job
-        else:
-            final = await follow_with_bars(client, job, io)
+            return await follow_updates(client, job.job_id, job.sequence, io, server_flag(args))
+        final = await follow_with_bars(client, job, io)
     code = outcome(final, io, server_flag(args))
-    if code == OK and not io.json:
+    if code == OK:
         io.err.print(f"job {final.job_id} completed (version {final.version}): "
                      f"`octavia download {final.job_id}{server_flag(args)}` fetches it",
                      markup=False)
