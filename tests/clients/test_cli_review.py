@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
 import threading
 from pathlib import Path
@@ -15,7 +14,11 @@ from octavia import pb
 from octavia.cli._render import DASH
 
 from tests.clients.conftest import WEBHOOK_SECRET
-from tests.clients.test_cli import OCTAVIA, Run, _subprocess_env, one_line_error
+from tests.clients.test_cli import OCTAVIA, _subprocess_env, one_line_error
+
+# The CLI tests' own fixtures: a clean OCTAVIA_* environment, and `octavia` to run it.
+from tests.clients.test_cli import clean_environment as clean_environment
+from tests.clients.test_cli import octavia as octavia
 from tests.support.segments import write_segments
 
 AWAITING_REVIEW = 6
@@ -25,19 +28,6 @@ AWAITING_REVIEW = 6
 def settings_overrides() -> dict[str, object]:
     # The receiver listens on loopback.
     return {"webhook_secret": WEBHOOK_SECRET, "webhook_allow_private_networks": True}
-
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("OCTAVIA_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no stray .env
-
-
-@pytest.fixture
-def octavia(server, token, capsys) -> Run:  # type: ignore[no-untyped-def]
-    return Run(server, token, capsys)
 
 
 @pytest.fixture
