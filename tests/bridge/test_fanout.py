@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Message
 
-from bridge._fanout import Feeds, Watcher
+from bridge._fanout import Feeds, Frame, Watcher, WriteQueue
 from bridge.auth import Caller
 from bridge.run import serve_asgi
 
@@ -155,6 +155,32 @@ async def test_a_slow_client_delays_nobody_and_loses_only_progress_ticks() -> No
     feeds.close()
 
 
+async def test_clients_are_written_in_batches_and_a_late_update_shares_the_write() -> None:
+    """One update for many clients is written a batch per loop iteration, so the loop
+    runs between batches; clients still waiting their turn when the next update comes
+    get both in one write."""
+    writes = WriteQueue(batch=4)
+    watchers = [Watcher(0, writes) for _ in range(10)]
+    clients = [Client() for _ in watchers]
+    for watcher, client in zip(watchers, clients, strict=True):
+        await watcher.attach(client.send, b"")
+    progress = Frame(1, b"id: 1\ndata: {}\n\n", coalescible=True)
+    phase = Frame(2, b"id: 2\ndata: {}\n\n", coalescible=False)
+
+    for watcher in watchers:
+        watcher.offer(progress)
+    assert not any(client.messages for client in clients), "written in turn, not at once"
+    await asyncio.sleep(0)
+    assert [len(client.messages) for client in clients] == [1] * 4 + [0] * 6
+
+    for watcher in watchers:
+        watcher.offer(phase)
+    await settle()
+    assert all(client.ids == [1, 2] for client in clients), "in order, nothing lost"
+    assert [len(client.messages) for client in clients] == [2] * 4 + [1] * 6
+    assert all(watcher.coalesced == 0 for watcher in watchers), "a phase change is never merged"
+
+
 async def test_resuming_client_joins_the_feed_or_replays_what_it_missed() -> None:
     stub = Stub()
     feeds = Feeds(lambda: stub, heartbeat=60)
@@ -179,6 +205,7 @@ async def test_resuming_client_joins_the_feed_or_replays_what_it_missed() -> Non
     assert clients[1].ids == [4, 5, 6]
     feeds.close()
     assert all(call.cancelled for call in stub.calls)
+    await settle()
     assert all(client.ended for client in clients), "a stopping bridge ends every body"
 
 
