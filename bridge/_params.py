@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from starlette.requests import Request
@@ -20,8 +21,13 @@ def canonical(raw: str) -> str:
         return raw
 
 
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def job_id(request: Request) -> str:
     raw: str = request.path_params["job_id"]
+    if CANONICAL_UUID.fullmatch(raw):
+        return raw  # already as the server spells it; parsing it costs more than the match
     try:
         return str(uuid.UUID(raw))
     except ValueError:

@@ -212,13 +212,15 @@ class HttpMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
+        self._templates = _RouteTemplates()
+        self._series: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         method = scope.get("method", "GET")
-        route = _route_template(scope.get("app", self.app), scope)
+        route = self._templates.of(scope.get("app", self.app), scope)
         status = 500
         started = time.perf_counter()
 
@@ -234,9 +236,20 @@ class HttpMetricsMiddleware:
             else:
                 await self.app(scope, receive, send_status)
         finally:
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_seconds.labels(method, route).observe(
-                time.perf_counter() - started)
+            requests, seconds = self._series_of(method, route, str(status))
+            requests.inc()
+            seconds.observe(time.perf_counter() - started)
+
+    def _series_of(self, method: str, route: str, status: str) -> tuple[Any, Any]:
+        """The labelled counter and histogram, looked up once per label set (`labels()`
+        takes a lock and builds a key on every call)."""
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self.metrics.http_requests.labels(method, route, status),
+                self.metrics.http_seconds.labels(method, route))
+        return series
 
     async def _traced(
         self, scope: Scope, receive: Receive, send: Send, method: str, route: str
@@ -261,6 +274,27 @@ class HttpMetricsMiddleware:
                 await send(message)
 
             await self.app(scope, receive, send_traced)
+
+
+class _RouteTemplates:
+    """The route template of each recent request path.
+
+    Finding it tries the app's routes one regex at a time, which cost as much as the
+    rest of a cached status request; pollers ask for the same few paths over and over.
+    Bounded: the oldest paths are forgotten first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._known: dict[tuple[str, str, str], str] = {}
+
+    def of(self, app: Any, scope: Scope) -> str:
+        key = (scope.get("method", "GET"), scope.get("root_path", ""), scope["path"])
+        template = self._known.get(key)
+        if template is None:
+            template = self._known[key] = _route_template(app, scope)
+            if len(self._known) > self.size:
+                del self._known[next(iter(self._known))]
+        return template
 
 
 def _route_template(app: Any, scope: Scope) -> str:

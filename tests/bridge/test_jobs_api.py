@@ -98,6 +98,10 @@ async def test_list_and_cancel(
     assert (await client.get("/api/v1/jobs", params={"page_size": "x"},
                              headers=headers)).status_code == 400
 
+    spelled_otherwise = jobs[0]["job_id"].upper()
+    status = await client.get(f"/api/v1/jobs/{spelled_otherwise}/status", headers=headers)
+    assert status.status_code == 200 and status.json()["job_id"] == jobs[0]["job_id"]
+
     cancelled = await client.post(f"/api/v1/jobs/{jobs[2]['job_id']}/cancel", headers=headers)
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"

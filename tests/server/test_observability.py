@@ -145,17 +145,21 @@ async def test_the_bridge_helpers_count_http_requests_by_route_template() -> Non
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as client:
         assert (await client.get("/v1/jobs/abc")).status_code == 200
+        assert (await client.get("/v1/jobs/abc")).status_code == 200  # a known path
         assert (await client.get("/v1/jobs/def")).status_code == 200
         assert (await client.get("/nowhere")).status_code == 404
+        assert (await client.post("/v1/jobs/abc")).status_code == 405  # path known, not for POST
         text = (await client.get("/metrics")).text
     samples = {
         (s.name, frozenset(s.labels.items())): s.value
         for f in text_string_to_metric_families(text) for s in f.samples
     }
     assert value(samples, "octavia_http_requests_total", method="GET",
-                 route="/v1/jobs/{job_id}", status="200") == 2
+                 route="/v1/jobs/{job_id}", status="200") == 3
     assert value(samples, "octavia_http_requests_total", method="GET",
                  route="<unmatched>", status="404") == 1
+    assert value(samples, "octavia_http_requests_total", method="POST",
+                 route="<unmatched>", status="405") == 1
 
 
 async def test_the_bridge_middleware_carries_the_trace_into_grpc_metadata(
