@@ -96,14 +96,16 @@ class WriteQueue:
 
     def _write_batch(self) -> None:
         due = self._due
-        for _ in range(min(self.batch, len(due))):
-            watcher = due.popleft()
-            watcher.waiting_turn = False
-            watcher.write_turn()
-        if due:
-            asyncio.get_running_loop().call_soon(self._write_batch)
-        else:
-            self._scheduled = False
+        try:
+            for _ in range(min(self.batch, len(due))):
+                watcher = due.popleft()
+                watcher.waiting_turn = False
+                watcher.write_turn()
+        finally:  # whatever one watcher raised (the loop logs it), the others get their turn
+            if due:
+                asyncio.get_running_loop().call_soon(self._write_batch)
+            else:
+                self._scheduled = False
 
 
 class Watcher:

@@ -1,11 +1,12 @@
 """A server-sent events response for one client's `Watcher`.
 
-The messages are encoded once per update for all clients of a job, and written by the
-job's feed (`_fanout`), not by this response: it sends the headers and the `retry:` hint,
-hands its `send` to the watcher, then only waits on `receive` for the client to leave,
-which it notices at once (whatever ASGI spec version the server speaks). Once the watcher
-has ended the body (the terminal update, the upstream call gone, the bridge stopping),
-the server answers `receive` with `http.disconnect` as well, and the response returns.
+The messages are encoded once per update for all clients of a job by the job's feed, and
+written in turns by the bridge's write queue (both in `_fanout`), not by this response:
+it sends the headers and the `retry:` hint, hands its `send` to the watcher, then only
+waits on `receive` for the client to leave, which it notices at once (whatever ASGI spec
+version the server speaks). Once the watcher has ended the body (the terminal update, the
+upstream call gone, the bridge stopping), the server answers `receive` with
+`http.disconnect` as well, and the response returns.
 Heartbeat comments come from the feed when the job is quiet. Whatever way it ends,
 `on_close` runs, so the client's place in the feed is given back.
 
