@@ -13,29 +13,34 @@ INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
 
-def canonical(raw: str) -> str:
-    """The job id in its usual spelling when it is a UUID; `raw` otherwise."""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        return raw
-
-
 CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def job_id(request: Request) -> str:
-    raw: str = request.path_params["job_id"]
+def _uuid(raw: str) -> str | None:
+    """`raw` in the usual UUID spelling, or None when it is not a UUID."""
     if CANONICAL_UUID.fullmatch(raw):
         return raw  # already as the server spells it; parsing it costs more than the match
     try:
         return str(uuid.UUID(raw))
     except ValueError:
+        return None
+
+
+def canonical(raw: str) -> str:
+    """The job id in its usual spelling when it is a UUID; `raw` otherwise."""
+    return _uuid(raw) or raw
+
+
+def job_id(request: Request) -> str:
+    raw: str = request.path_params["job_id"]
+    value = _uuid(raw)
+    if value is None:
         raise BridgeError(
             400, "INVALID_ARGUMENT",
             f"malformed job id {raw[:64]!r}: expected a UUID such as "
             "'123e4567-e89b-12d3-a456-426614174000'",
-        ) from None
+        )
+    return value
 
 
 def last_event_id(request: Request) -> int:
