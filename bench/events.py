@@ -24,9 +24,10 @@ this machine's cores, as they would on loopback.
   finishing (engine, store, gRPC, bridge).
 - Status: the same request loop (concurrency 32, then 1; fixed duration) against the
   bridge's GET /api/v1/jobs/{id}/status as configured (answers up to
-  `bridge_status_max_age_seconds` old, one GetStatus per interval), the same endpoint
-  asking the server on every request (max age 0), and a bare endpoint returning a constant
-  body of the same bytes, alternating. `--watchers ""` runs the status round alone.
+  `bridge_status_max_age_seconds` old, one GetStatus per interval) and a bare endpoint
+  returning a constant body of the same bytes, in `--pairs` back-to-back pairs (order
+  swapped each pair; the ratio is the median pair's); then once the same endpoint asking
+  the server on every request (max age 0). `--watchers ""` runs the status round alone.
 """
 
 from __future__ import annotations
@@ -225,6 +226,11 @@ async def status_round(
 
     async with bare_server(body) as bare_port:
         bare_url = f"http://127.0.0.1:{bare_port}/status"
+
+        async def bare_load(c: int) -> dict[str, Any]:
+            return await run_client({"mode": "load", "url": bare_url, "seconds": seconds,
+                                     "concurrency": c})
+
         for warm_url in (url, bare_url):  # first requests of a process run colder code
             await run_client({"mode": "load", "url": warm_url, "token": token, "seconds": 1.0,
                               "concurrency": concurrency})
@@ -232,10 +238,8 @@ async def status_round(
             runs: dict[str, list[dict[str, Any]]] = {"bridge": [], "bare": []}
             for pair in range(pairs):
                 for who in (("bridge", "bare") if pair % 2 == 0 else ("bare", "bridge")):
-                    runs[who].append(
-                        await bridge_load(c, max_age) if who == "bridge" else
-                        await run_client({"mode": "load", "url": bare_url,
-                                          "seconds": seconds, "concurrency": c}))
+                    runs[who].append(await (bridge_load(c, max_age) if who == "bridge"
+                                            else bare_load(c)))
             for who, results in runs.items():
                 rounds[f"{who} {c}"] = _pooled(results)
             rounds[f"ratio {c}"] = {"each": [b["rps"] / a["rps"] if a["rps"] else 0.0
